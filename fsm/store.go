@@ -1,0 +1,189 @@
+// Package fsm is Ganglion's Raft state machine: the commands, their Apply
+// functions, snapshot/restore and the bbolt store they write.
+package fsm
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"os"
+	"sync"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// Bucket names. Every durable thing lives in one of these.
+var (
+	bMeta        = []byte("meta")         // applied_index, signing key
+	bUsers       = []byte("users")        // localpart -> userRecord
+	bDevices     = []byte("devices")      // user \x00 device -> deviceRecord
+	bTokens      = []byte("tokens")       // sha256(token) -> user \x00 device
+	bEvents      = []byte("events")       // event_id -> EventRecord
+	bRooms       = []byte("rooms")        // room_id -> RoomRecord
+	bRoomState   = []byte("room_state")   // room \x00 type \x00 state_key -> event_id
+	bRoomStream  = []byte("room_stream")  // room \x00 pos(8) -> event_id
+	bStateLog    = []byte("state_log")    // room \x00 pos(8) -> stateChange
+	bMembership  = []byte("membership")   // user \x00 room -> MembershipRecord
+	bAliases     = []byte("aliases")      // alias -> aliasRecord
+	bTxns        = []byte("txns")         // user \x00 device \x00 endpoint \x00 txn -> response
+	bAccountData = []byte("account_data") // user \x00 room \x00 type -> AccountDataRecord
+	bReceipts    = []byte("receipts")     // room \x00 type \x00 user -> ReceiptRecord
+	bToDevice    = []byte("to_device")    // user \x00 device \x00 pos(8) -> ToDeviceRecord
+	bFilters     = []byte("filters")      // user \x00 id -> filter JSON
+	bUserStream  = []byte("user_stream")  // user \x00 pos(8) -> kind (account data, receipts...)
+	bForgotten   = []byte("forgotten")    // user \x00 room -> ""
+	bPresence    = []byte("presence")     // user -> PresenceRecord (durable status_msg)
+
+	allBuckets = [][]byte{bMeta, bUsers, bDevices, bTokens, bEvents, bRooms, bRoomState,
+		bRoomStream, bStateLog, bMembership, bAliases, bTxns, bAccountData, bReceipts,
+		bToDevice, bFilters, bUserStream, bForgotten, bPresence}
+
+	keyAppliedIndex = []byte("applied_index")
+)
+
+// ErrNotFound is returned by getters when a key is absent.
+var ErrNotFound = errors.New("not found")
+
+// Store is the on-disk state. The *bolt.DB is swapped atomically by Restore,
+// so every access goes through View/update which hold mu for reading.
+type Store struct {
+	mu     sync.RWMutex
+	db     *bolt.DB
+	path   string
+	noSync bool
+	// Discarded is true when the file on disk was written under another
+	// boot and was set aside to be rebuilt (see durability.go).
+	Discarded bool
+}
+
+// OpenStore opens (creating if needed) the bbolt file at path.
+func OpenStore(path string) (*Store, error) {
+	noSync, discarded, err := prepareStoreFile(path)
+	if err != nil {
+		return nil, err
+	}
+	db, err := openBolt(path, noSync)
+	if err != nil {
+		return nil, err
+	}
+	return &Store{db: db, path: path, noSync: noSync, Discarded: discarded}, nil
+}
+
+func openBolt(path string, noSync bool) (*bolt.DB, error) {
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: 5 * time.Second, FreelistType: bolt.FreelistMapType,
+		InitialMmapSize: 1 << 30, NoSync: noSync, NoFreelistSync: true})
+	if err != nil {
+		return nil, fmt.Errorf("open store %s: %w", path, err)
+	}
+	err = db.Update(func(tx *bolt.Tx) error {
+		for _, b := range allBuckets {
+			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("init store buckets: %w", err)
+	}
+	return db, nil
+}
+
+// Close closes the underlying file.
+func (s *Store) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.db == nil {
+		return nil
+	}
+	syncErr := s.db.Sync()
+	err := errors.Join(syncErr, s.db.Close())
+	s.db = nil
+	return err
+}
+
+// View runs fn in a read-only transaction on a consistent view of the store.
+func (s *Store) View(fn func(r *ReadTx) error) error {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.db == nil {
+		return errors.New("store closed")
+	}
+	return s.db.View(func(tx *bolt.Tx) error { return fn(&ReadTx{tx: tx}) })
+}
+
+func (s *Store) update(fn func(tx *bolt.Tx) error) error {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.db == nil {
+		return errors.New("store closed")
+	}
+	return s.db.Update(fn)
+}
+
+// AppliedIndex is the last Raft index whose effects are in the store.
+func (s *Store) AppliedIndex() uint64 {
+	var idx uint64
+	_ = s.View(func(r *ReadTx) error {
+		idx = r.AppliedIndex()
+		return nil
+	})
+	return idx
+}
+
+// replace swaps the store file for the one at newPath (already complete).
+func (s *Store) replace(newPath string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.db != nil {
+		if err := s.db.Close(); err != nil {
+			return err
+		}
+		s.db = nil
+	}
+	if err := os.Rename(newPath, s.path); err != nil {
+		return fmt.Errorf("swap store: %w", err)
+	}
+	db, err := openBolt(s.path, s.noSync)
+	if err != nil {
+		return err
+	}
+	s.db = db
+	return nil
+}
+
+func u64(v uint64) []byte {
+	b := make([]byte, 8)
+	binary.BigEndian.PutUint64(b, v)
+	return b
+}
+
+func getU64(b []byte) uint64 {
+	if len(b) != 8 {
+		return 0
+	}
+	return binary.BigEndian.Uint64(b)
+}
+
+// key joins parts with NUL separators (Matrix IDs never contain NUL).
+func key(parts ...string) []byte {
+	n := 0
+	for _, p := range parts {
+		n += len(p) + 1
+	}
+	b := make([]byte, 0, n)
+	for i, p := range parts {
+		if i > 0 {
+			b = append(b, 0)
+		}
+		b = append(b, p...)
+	}
+	return b
+}
+
+// prefix is key(parts...) followed by a separator, for range scans.
+func prefix(parts ...string) []byte {
+	return append(key(parts...), 0)
+}

@@ -1,0 +1,166 @@
+package rooms
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/ganglion/ganglion/fsm"
+)
+
+// SendRequest asks for one event in an existing room.
+type SendRequest struct {
+	RoomID string
+	EventSpec
+	// Txn makes the send idempotent per device and endpoint (invariant 4).
+	Txn *fsm.TxnKey
+}
+
+// inflight lets a retry that arrives while the first attempt is still in
+// flight wait for that attempt instead of building a second event.
+type inflight struct {
+	mu    sync.Mutex
+	calls map[fsm.TxnKey]*inflightCall
+}
+
+type inflightCall struct {
+	done    chan struct{}
+	eventID string
+	err     error
+}
+
+var sends = &inflight{calls: map[fsm.TxnKey]*inflightCall{}}
+
+// Send builds, signs and commits one event and returns its ID. A repeated
+// transaction ID returns the first event's ID and creates nothing.
+func (s *Service) Send(ctx context.Context, req SendRequest) (string, error) {
+	if req.Txn == nil {
+		return s.send(ctx, req)
+	}
+	if id, ok := s.txnEventID(req.Txn); ok {
+		return id, nil
+	}
+	sends.mu.Lock()
+	if c, ok := sends.calls[*req.Txn]; ok {
+		sends.mu.Unlock()
+		select {
+		case <-c.done:
+			return c.eventID, c.err
+		case <-ctx.Done():
+			return "", ctx.Err()
+		}
+	}
+	c := &inflightCall{done: make(chan struct{})}
+	sends.calls[*req.Txn] = c
+	sends.mu.Unlock()
+	c.eventID, c.err = s.send(ctx, req)
+	sends.mu.Lock()
+	delete(sends.calls, *req.Txn)
+	sends.mu.Unlock()
+	close(c.done)
+	return c.eventID, c.err
+}
+
+func (s *Service) txnEventID(k *fsm.TxnKey) (string, bool) {
+	var raw json.RawMessage
+	_ = s.store.View(func(r *fsm.ReadTx) error {
+		raw = r.TxnResult(k)
+		return nil
+	})
+	if raw == nil {
+		return "", false
+	}
+	var res fsm.RoomEventsResult
+	if json.Unmarshal(raw, &res) != nil || len(res.EventIDs) == 0 {
+		return "", false
+	}
+	return res.EventIDs[len(res.EventIDs)-1], true
+}
+
+func (s *Service) send(ctx context.Context, req SendRequest) (string, error) {
+	h, err := s.lockHead(ctx, req.RoomID)
+	if err != nil {
+		if err == errUnknownRoom {
+			return "", fsm.Errorf(http.StatusForbidden, "M_FORBIDDEN", "you are not in room %s", req.RoomID)
+		}
+		return "", err
+	}
+	p, evID, raw, err := s.build(h, req.EventSpec, time.Now().UnixMilli())
+	if err != nil {
+		h.mu.Unlock()
+		return "", err
+	}
+	fut, err := s.node.ProposeAsync(fsm.OpRoomEvents, fsm.RoomEventsCmd{
+		RoomID: req.RoomID, Events: []json.RawMessage{raw}, Txn: req.Txn})
+	if err != nil {
+		h.mu.Unlock()
+		return "", err
+	}
+	h.advance(p, evID)
+	h.last = fut
+	h.mu.Unlock()
+	val, _, err := fut.Wait(ctx)
+	if err != nil {
+		s.markStale(req.RoomID)
+		return "", err
+	}
+	res, _ := val.(*fsm.RoomEventsResult)
+	if res == nil || len(res.EventIDs) == 0 {
+		s.markStale(req.RoomID)
+		return "", fsm.Errorf(http.StatusInternalServerError, "M_UNKNOWN", "event was not stored")
+	}
+	if res.Deduped {
+		// The store answered an earlier attempt: our built event was dropped.
+		s.markStale(req.RoomID)
+	}
+	return res.EventIDs[len(res.EventIDs)-1], nil
+}
+
+// MembershipRequest changes Target's membership in a room.
+type MembershipRequest struct {
+	RoomID, Sender, Target, Membership, Reason string
+	// DisplayName and AvatarURL are used for joins; when empty the
+	// target's profile fills them.
+	DisplayName, AvatarURL string
+	IsDirect               bool
+	Txn                    *fsm.TxnKey
+}
+
+// Membership builds and commits an m.room.member event.
+func (s *Service) Membership(ctx context.Context, req MembershipRequest) (string, error) {
+	content := map[string]any{"membership": req.Membership}
+	if req.Reason != "" {
+		content["reason"] = req.Reason
+	}
+	if req.Membership == "join" || req.Membership == "invite" {
+		dn, av := req.DisplayName, req.AvatarURL
+		if dn == "" && av == "" {
+			dn, av = s.profile(req.Target)
+		}
+		if dn != "" {
+			content["displayname"] = dn
+		}
+		if av != "" {
+			content["avatar_url"] = av
+		}
+	}
+	if req.IsDirect {
+		content["is_direct"] = true
+	}
+	raw, _ := json.Marshal(content)
+	target := req.Target
+	return s.Send(ctx, SendRequest{RoomID: req.RoomID, Txn: req.Txn, EventSpec: EventSpec{
+		Type: "m.room.member", StateKey: &target, Sender: req.Sender, Content: raw}})
+}
+
+func (s *Service) profile(userID string) (displayname, avatar string) {
+	_ = s.store.View(func(r *fsm.ReadTx) error {
+		if u, err := r.User(userID); err == nil {
+			displayname, avatar = u.DisplayName, u.AvatarURL
+		}
+		return nil
+	})
+	return
+}
