@@ -35,6 +35,10 @@ type RoomCreate struct {
 	Published bool     `json:"published,omitempty"`
 }
 
+// PrevEventUnknown starts the refusal of an event built on an event the
+// store does not have; the builder retries such an event once.
+const PrevEventUnknown = "prev event is not known in this room"
+
 // RoomEventsResult lists the stored event IDs in order.
 type RoomEventsResult struct {
 	EventIDs []string `json:"event_ids"`
@@ -144,7 +148,7 @@ func (w *WriteTx) acceptEvent(room *RoomRecord, raw json.RawMessage, isCreate bo
 	for _, prev := range p.PrevEvents {
 		pe, err := w.Event(string(prev))
 		if err != nil || pe.Rejected || pe.RoomID != room.RoomID {
-			return nil, nil, errForbidden("prev event %s is not known in this room", prev)
+			return nil, nil, errForbidden("%s: %s", PrevEventUnknown, prev)
 		}
 	}
 	if !isCreate && p.RoomID.String() != room.RoomID {

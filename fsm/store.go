@@ -16,7 +16,7 @@ import (
 // Bucket names. Every durable thing lives in one of these.
 var (
 	bMeta        = []byte("meta")         // applied_index, signing key
-	bUsers       = []byte("users")        // localpart -> userRecord
+	bUsers       = []byte("users")        // user ID -> UserRecord
 	bDevices     = []byte("devices")      // user \x00 device -> deviceRecord
 	bTokens      = []byte("tokens")       // sha256(token) -> user \x00 device
 	bEvents      = []byte("events")       // event_id -> EventRecord
@@ -28,16 +28,18 @@ var (
 	bAliases     = []byte("aliases")      // alias -> aliasRecord
 	bTxns        = []byte("txns")         // user \x00 device \x00 endpoint \x00 txn -> response
 	bAccountData = []byte("account_data") // user \x00 room \x00 type -> AccountDataRecord
-	bReceipts    = []byte("receipts")     // room \x00 type \x00 user -> ReceiptRecord
+	bReceipts    = []byte("receipts")     // room \x00 type \x00 user \x00 thread -> receipt; "\x00pos\x00" room pos(8) index
 	bToDevice    = []byte("to_device")    // user \x00 device \x00 pos(8) -> ToDeviceRecord
 	bFilters     = []byte("filters")      // user \x00 id -> filter JSON
-	bUserStream  = []byte("user_stream")  // user \x00 pos(8) -> kind (account data, receipts...)
+	bUserStream  = []byte("user_stream")  // user \x00 pos(8) -> "account_data" \x00 room \x00 type
 	bForgotten   = []byte("forgotten")    // user \x00 room -> ""
 	bPresence    = []byte("presence")     // user -> PresenceRecord (durable status_msg)
+	bMedia       = []byte("media")        // media ID \x00 chunk(8) -> bytes
+	bMediaMeta   = []byte("media_meta")   // media ID -> metadata
 
 	allBuckets = [][]byte{bMeta, bUsers, bDevices, bTokens, bEvents, bRooms, bRoomState,
 		bRoomStream, bStateLog, bMembership, bAliases, bTxns, bAccountData, bReceipts,
-		bToDevice, bFilters, bUserStream, bForgotten, bPresence}
+		bToDevice, bFilters, bUserStream, bForgotten, bPresence, bMedia, bMediaMeta}
 
 	keyAppliedIndex = []byte("applied_index")
 )

@@ -132,6 +132,21 @@ func (w *WriteTx) del(bucket, k []byte) error {
 	return w.tx.Bucket(bucket).Delete(k)
 }
 
+// deletePrefix removes every key with the prefix.
+func (w *WriteTx) deletePrefix(bucket, pfx []byte) error {
+	var keys [][]byte
+	w.scan(bucket, pfx, func(k, _ []byte) bool {
+		keys = append(keys, append([]byte{}, k...))
+		return true
+	})
+	for _, k := range keys {
+		if err := w.del(bucket, k); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // Touched is the set of users and rooms a batch changed.
 type Touched struct {
 	Users map[string]bool

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"strings"
 	"time"
@@ -86,6 +87,12 @@ func (s *Service) CreateRoom(ctx context.Context, req CreateRoomRequest) (string
 		return nil
 	}
 	err := s.buildInitialEvents(req, ver, preset, alias, add)
+	var fe *fsm.Error
+	if errors.As(err, &fe) && fe.Errcode == "M_FORBIDDEN" {
+		// The requested initial state contradicts itself (e.g. a power
+		// level override that forbids the creator to set the name).
+		return "", fsm.Errorf(http.StatusBadRequest, "M_INVALID_ROOM_STATE", "%s", fe.Message)
+	}
 	if err != nil {
 		return "", err
 	}

@@ -3,7 +3,9 @@ package rooms
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -79,10 +81,24 @@ func (s *Service) txnEventID(k *fsm.TxnKey) (string, bool) {
 	return res.EventIDs[len(res.EventIDs)-1], true
 }
 
+// send builds on the cached head; if the store refuses the event because an
+// event it was built on never committed (the head was ahead of the log),
+// it rebuilds once on the reloaded head.
 func (s *Service) send(ctx context.Context, req SendRequest) (string, error) {
+	id, err := s.sendOnce(ctx, req)
+	var fe *fsm.Error
+	if errors.As(err, &fe) && fe.Message != "" && strings.HasPrefix(fe.Message, fsm.PrevEventUnknown) {
+		return s.sendOnce(ctx, req)
+	}
+	return id, err
+}
+
+func (s *Service) sendOnce(ctx context.Context, req SendRequest) (string, error) {
 	h, err := s.lockHead(ctx, req.RoomID)
 	if err != nil {
-		if err == errUnknownRoom {
+		// Joining an unknown room is "not found"; sending to one is "not
+		// in the room", as the spec words each.
+		if err == errUnknownRoom && req.Type != "m.room.member" {
 			return "", fsm.Errorf(http.StatusForbidden, "M_FORBIDDEN", "you are not in room %s", req.RoomID)
 		}
 		return "", err

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	"maunium.net/go/mautrix/id"
 
 	"github.com/ganglion/ganglion/cluster"
 	"github.com/ganglion/ganglion/config"
@@ -165,5 +166,36 @@ func TestConcurrentCreatesGetDistinctRooms(t *testing.T) {
 			t.Fatalf("room %s created twice", id)
 		}
 		seen[id] = true
+	}
+}
+
+// A head that ran ahead of the log (an event built but never committed)
+// must not fail the next send: the builder reloads and rebuilds once.
+func TestSendRecoversFromHeadAheadOfLog(t *testing.T) {
+	s := startService(t)
+	roomID, err := s.CreateRoom(t.Context(), CreateRoomRequest{Creator: "@alice:test.local"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := s.lockHead(t.Context(), roomID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.extremities = []id.EventID{"$never-committed"}
+	h.mu.Unlock()
+	evID, err := s.Send(t.Context(), SendRequest{RoomID: roomID, EventSpec: EventSpec{Type: "m.room.message",
+		Sender: "@alice:test.local", Content: json.RawMessage(`{"body":"after"}`)}})
+	if err != nil || evID == "" {
+		t.Fatalf("send after a lost event: %q %v", evID, err)
+	}
+}
+
+func TestContradictoryInitialStateIsInvalidRoomState(t *testing.T) {
+	s := startService(t)
+	_, err := s.CreateRoom(t.Context(), CreateRoomRequest{Creator: "@alice:test.local", RoomVersion: "11",
+		Name: "n", HasName: true, PowerLevelOverride: json.RawMessage(`{"events":{"m.room.name":200}}`)})
+	fe, ok := err.(*fsm.Error)
+	if !ok || fe.Status != 400 || fe.Errcode != "M_INVALID_ROOM_STATE" {
+		t.Fatalf("got %v, want 400 M_INVALID_ROOM_STATE", err)
 	}
 }

@@ -1,0 +1,128 @@
+// Package clientapi serves the Matrix Client-Server API (/_matrix/client).
+// Reads come from the local FSM store; writes go through cluster/rooms.
+package clientapi
+
+import (
+	"net/http"
+	"net/url"
+	"strings"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/julienschmidt/httprouter"
+
+	"github.com/ganglion/ganglion/cluster"
+	"github.com/ganglion/ganglion/config"
+	"github.com/ganglion/ganglion/fsm"
+	"github.com/ganglion/ganglion/rooms"
+)
+
+// API holds what every handler needs.
+type API struct {
+	cfg   *config.Config
+	node  *cluster.Node
+	store *fsm.Store
+	rooms *rooms.Service
+	log   hclog.Logger
+	eph   *ephemeral
+	uia   *uiaSessions
+}
+
+// New builds the Client-Server API.
+func New(cfg *config.Config, node *cluster.Node, rs *rooms.Service, log hclog.Logger) *API {
+	return &API{
+		cfg: cfg, node: node, store: node.Store(), rooms: rs, log: log,
+		eph: newEphemeral(), uia: newUIASessions(),
+	}
+}
+
+// Handler is the HTTP handler with CORS and the route table.
+func (a *API) Handler() http.Handler {
+	router := httprouter.New()
+	router.RedirectTrailingSlash = false
+	router.RedirectFixedPath = false
+	router.HandleOPTIONS = false
+	router.NotFound = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusNotFound, "M_UNRECOGNIZED", "unrecognized request")
+	})
+	router.MethodNotAllowed = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusMethodNotAllowed, "M_UNRECOGNIZED", "method not allowed")
+	})
+	router.PanicHandler = func(w http.ResponseWriter, r *http.Request, v any) {
+		a.log.Error("handler panic", "path", r.URL.Path, "panic", v)
+		writeError(w, http.StatusInternalServerError, "M_UNKNOWN", "internal error")
+	}
+	for _, rt := range a.routes() {
+		h := unescapeParams(rt.h)
+		if rt.auth {
+			h = a.authed(h)
+		}
+		for _, pfx := range rt.prefixes() {
+			router.Handle(rt.method, pfx+rt.path, httprouter.Handle(h))
+		}
+	}
+	return cors(routeEscaped(emptyStateKey(router)))
+}
+
+// routeEscaped makes the router match on the escaped path, so a parameter
+// holding an encoded slash (an alias or state key with "/") stays one
+// parameter; unescapeParams decodes each parameter for the handler.
+func routeEscaped(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.RawPath != "" {
+			r2 := r.Clone(r.Context())
+			r2.URL.Path = r.URL.RawPath
+			next.ServeHTTP(w, r2)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+func unescapeParams(h handler) handler {
+	return func(w http.ResponseWriter, r *http.Request, p httprouter.Params) {
+		for i := range p {
+			v, err := url.PathUnescape(p[i].Value)
+			if err != nil {
+				writeError(w, http.StatusBadRequest, "M_INVALID_PARAM", "bad escape in path parameter "+p[i].Key)
+				return
+			}
+			p[i].Value = v
+		}
+		h(w, r, p)
+	}
+}
+
+// emptyStateKey maps `/rooms/{id}/state/{type}/` (the empty state key, as
+// clients write it) onto the `/state/{type}` route, which the router cannot
+// match with an empty parameter.
+func emptyStateKey(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p := r.URL.Path
+		if strings.HasSuffix(p, "/") && strings.HasPrefix(p, "/_matrix/client/") {
+			parts := strings.Split(strings.TrimSuffix(p, "/"), "/")
+			// "", _matrix, client, v3, rooms, {id}, state, {type}
+			if len(parts) == 8 && parts[4] == "rooms" && parts[6] == "state" {
+				r2 := r.Clone(r.Context())
+				r2.URL.Path = strings.TrimSuffix(p, "/")
+				next.ServeHTTP(w, r2)
+				return
+			}
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// cors lets browser clients call the API (the spec requires these headers).
+func cors(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		h.Set("Access-Control-Allow-Origin", "*")
+		h.Set("Access-Control-Allow-Methods", "GET, POST, PUT, DELETE, OPTIONS")
+		h.Set("Access-Control-Allow-Headers", "X-Requested-With, Content-Type, Authorization")
+		if r.Method == http.MethodOptions {
+			w.WriteHeader(http.StatusNoContent)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
