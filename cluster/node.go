@@ -115,7 +115,7 @@ func raftConfig(cfg *config.Config, log hclog.Logger) *raft.Config {
 	rc.SnapshotThreshold = cfg.Cluster.SnapshotThreshold
 	rc.TrailingLogs = cfg.Cluster.TrailingLogs
 	rc.BatchApplyCh = true
-	rc.MaxAppendEntries = 256
+	rc.MaxAppendEntries = 64 // media chunks are 512 KiB: bound what one append carries
 	// The store is durable on its own (invariant 6); Raft must not restore a
 	// snapshot over it at every start.
 	rc.NoSnapshotRestoreOnStart = true

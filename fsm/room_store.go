@@ -20,6 +20,9 @@ func (w *WriteTx) storeEvent(room *RoomRecord, rec *EventRecord, p *pdu.PDU) err
 	if err := w.putJSON(bEvents, []byte(rec.EventID), rec); err != nil {
 		return err
 	}
+	if err := w.indexRelation(rec, p.Content); err != nil {
+		return err
+	}
 	if err := w.put(bRoomStream, append(prefix(room.RoomID), u64(uint64(rec.Pos))...), []byte(rec.EventID)); err != nil {
 		return err
 	}
@@ -83,6 +86,9 @@ func (w *WriteTx) applyRedaction(room *RoomRecord, redactionID, target string) e
 	}
 	p, err := ParsePDU(te.PDU)
 	if err != nil {
+		return err
+	}
+	if err := w.unindexRelation(te, p.Content); err != nil {
 		return err
 	}
 	red := p.Redact(id.RoomVersion(room.Version))

@@ -34,12 +34,15 @@ var (
 	bUserStream  = []byte("user_stream")  // user \x00 pos(8) -> "account_data" \x00 room \x00 type
 	bForgotten   = []byte("forgotten")    // user \x00 room -> ""
 	bPresence    = []byte("presence")     // user -> PresenceRecord (durable status_msg)
-	bMedia       = []byte("media")        // media ID \x00 chunk(8) -> bytes
-	bMediaMeta   = []byte("media_meta")   // media ID -> metadata
+	bMedia       = []byte("media")        // blob ID \x00 chunk(4) -> bytes
+	bMediaMeta   = []byte("media_meta")   // media ID -> MediaRecord; "\x00p\x00" user media (pending), "\x00s\x00" blob (in progress)
 
 	allBuckets = [][]byte{bMeta, bUsers, bDevices, bTokens, bEvents, bRooms, bRoomState,
 		bRoomStream, bStateLog, bMembership, bAliases, bTxns, bAccountData, bReceipts,
-		bToDevice, bFilters, bUserStream, bForgotten, bPresence, bMedia, bMediaMeta}
+		bToDevice, bFilters, bUserStream, bForgotten, bPresence, bMedia, bMediaMeta,
+		bRelations, bThreads, bThreadHeads, bPushers,
+		bE2EDeviceKeys, bE2EOTK, bE2EOTKQueue, bE2EFallback, bE2ECrossSigning,
+		bE2ESignatures, bE2EDeviceLists, bE2EDeviceListPos, bKeyBackupVersion, bKeyBackupKeys}
 
 	keyAppliedIndex = []byte("applied_index")
 )

@@ -98,7 +98,7 @@ func (s *Service) sendOnce(ctx context.Context, req SendRequest) (string, error)
 	if err != nil {
 		// Joining an unknown room is "not found"; sending to one is "not
 		// in the room", as the spec words each.
-		if err == errUnknownRoom && req.Type != "m.room.member" {
+		if err == errUnknownRoom && !isJoinLike(req.EventSpec) {
 			return "", fsm.Errorf(http.StatusForbidden, "M_FORBIDDEN", "you are not in room %s", req.RoomID)
 		}
 		return "", err
@@ -179,4 +179,17 @@ func (s *Service) profile(userID string) (displayname, avatar string) {
 		return nil
 	})
 	return
+}
+
+// isJoinLike reports a join or knock, for which an unknown room is "not
+// found" rather than "not in the room".
+func isJoinLike(spec EventSpec) bool {
+	if spec.Type != "m.room.member" {
+		return false
+	}
+	var c struct {
+		Membership string `json:"membership"`
+	}
+	_ = json.Unmarshal(spec.Content, &c)
+	return c.Membership == "join" || c.Membership == "knock"
 }

@@ -1,0 +1,381 @@
+package clientapi
+
+import (
+	"encoding/json"
+	"slices"
+
+	"github.com/tidwall/gjson"
+
+	"github.com/ganglion/ganglion/fsm"
+)
+
+// The rooms part of /sync: which rooms appear in which section, and each
+// room's timeline.
+
+type syncTimeline struct {
+	Events    []any  `json:"events"`
+	Limited   bool   `json:"limited"`
+	PrevBatch string `json:"prev_batch,omitempty"`
+}
+
+type unreadCounts struct {
+	Highlight    int `json:"highlight_count"`
+	Notification int `json:"notification_count"`
+}
+
+type joinedRoom struct {
+	Summary             *roomSummary `json:"summary"`
+	State               eventList    `json:"state"`
+	Timeline            syncTimeline `json:"timeline"`
+	Ephemeral           eventList    `json:"ephemeral"`
+	AccountData         eventList    `json:"account_data"`
+	UnreadNotifications unreadCounts `json:"unread_notifications"`
+}
+
+type leftRoom struct {
+	State       eventList    `json:"state"`
+	Timeline    syncTimeline `json:"timeline"`
+	AccountData eventList    `json:"account_data"`
+}
+
+// strippedRoom is an invited (invite_state) or knocked (knock_state) room.
+type strippedRoom struct {
+	InviteState *eventList `json:"invite_state,omitempty"`
+	KnockState  *eventList `json:"knock_state,omitempty"`
+}
+
+// syncer computes one /sync response inside one read transaction.
+type syncer struct {
+	a        *API
+	rt       *fsm.ReadTx
+	p        *syncParams
+	f        *syncFilter
+	user     string
+	since    int64 // -1 for an initial sync
+	ephSince int64
+	ephNow   int64
+	upto     int64 // every position in this view is <= upto
+	events   map[string]*fsm.EventRecord
+	vis      map[string]*roomVisibility
+	myRooms  map[string]fsm.MembershipRecord
+	globalAD []fsm.AccountDataRecord
+	roomAD   map[string][]fsm.AccountDataRecord
+	allAD    map[string][]fsm.AccountDataRecord // every room's, for rooms synced afresh
+	newPeers map[string]bool                    // users who came to share a room: their presence is sent
+	toDevice int64                              // last delivered to-device position when more remain
+}
+
+func newSyncer(a *API, rt *fsm.ReadTx, p *syncParams, ephNow int64) *syncer {
+	s := &syncer{a: a, rt: rt, p: p, f: p.filter, user: p.caller.UserID, since: -1, ephNow: ephNow,
+		upto: fsm.MaxPosAt(rt.AppliedIndex()), events: map[string]*fsm.EventRecord{},
+		vis: map[string]*roomVisibility{}}
+	if p.since != nil {
+		s.since = p.since.Pos
+		// Ephemeral serials follow the clock, so one minted by another node
+		// is comparable with this node's.
+		s.ephSince = p.since.Eph
+		if s.upto < s.since {
+			s.upto = s.since
+		}
+	}
+	return s
+}
+
+func (s *syncer) nextToken() syncToken {
+	return syncToken{Pos: s.upto, Eph: s.ephNow, ToDevice: s.toDevice}
+}
+
+// event reads an event once per sync.
+func (s *syncer) event(id string) *fsm.EventRecord {
+	if ev, ok := s.events[id]; ok {
+		return ev
+	}
+	ev, err := s.rt.Event(id)
+	if err != nil {
+		ev = nil
+	}
+	s.events[id] = ev
+	return ev
+}
+
+func (s *syncer) render(rec *fsm.EventRecord) any {
+	return s.f.renderEvent(s.rt, rec, s.p.caller, true)
+}
+
+// rooms fills the join, invite, knock and leave sections.
+func (s *syncer) rooms(resp *syncResponse) {
+	s.myRooms = s.rt.SyncUserRooms(s.user)
+	s.globalAD, s.roomAD = s.rt.AccountDataSince(s.user, s.since)
+	for roomID, m := range s.myRooms {
+		if !s.f.Room.allowsRoom(roomID) {
+			continue
+		}
+		switch m.Membership {
+		case "join":
+			if jr := s.joinedRoom(roomID, m); jr != nil {
+				resp.Rooms.Join[roomID] = jr
+			}
+		case "invite", "knock":
+			if sr := s.strippedRoom(roomID, m); sr != nil {
+				if m.Membership == "invite" {
+					resp.Rooms.Invite[roomID] = sr
+				} else {
+					resp.Rooms.Knock[roomID] = sr
+				}
+			}
+		case "leave", "ban":
+			if lr := s.leftRoom(roomID, m); lr != nil {
+				resp.Rooms.Leave[roomID] = lr
+			}
+		}
+	}
+}
+
+func (s *syncer) joinedRoom(roomID string, m fsm.MembershipRecord) *joinedRoom {
+	fresh := s.since < 0 || (m.Pos > s.since && !s.wasJoinedAtSince(m))
+	jr := &joinedRoom{
+		State: eventList{Events: []any{}}, Timeline: syncTimeline{Events: []any{}},
+		Ephemeral:   eventList{Events: s.ephemeralFor(roomID, fresh)},
+		AccountData: eventList{Events: s.roomAccountData(roomID, fresh)},
+	}
+	changed := fresh || s.p.fullState || s.rt.RoomLastPos(roomID) > s.since
+	if !changed {
+		if len(jr.Ephemeral.Events) == 0 && len(jr.AccountData.Events) == 0 {
+			return nil
+		}
+		jr.Timeline.PrevBatch = boundaryToken(s.since+1, s.ephNow)
+		jr.Summary = &roomSummary{}
+		return jr
+	}
+	from := s.since
+	var vis *roomVisibility
+	if fresh {
+		from = -1
+		vis = s.visibility(roomID)
+	} else if m.Pos > s.since {
+		vis = s.visibility(roomID) // membership changed in the window
+	}
+	tl := s.timeline(roomID, from, s.upto, vis)
+	var stateIDs []string
+	memberChanged := fresh
+	if fresh || s.p.fullState {
+		stateIDs = s.fullStateIDs(roomID, s.stateBefore(roomID, tl.start), tl)
+		if !fresh {
+			_, memberChanged = s.stateDelta(roomID, s.since, tl.start)
+		}
+	} else {
+		var delta []string
+		delta, memberChanged = s.stateDelta(roomID, s.since, tl.start)
+		stateIDs = s.deltaStateIDs(roomID, delta, tl)
+	}
+	jr.State.Events = s.renderState(stateIDs)
+	jr.Timeline = s.renderTimeline(tl, from)
+	jr.Summary = &roomSummary{}
+	if memberChanged {
+		members := s.roomMembers(roomID)
+		jr.Summary = s.summaryFrom(roomID, members)
+		s.noteNewMembers(members["join"], fresh)
+	}
+	if !fresh && !s.p.fullState && len(tl.recs) == 0 && len(jr.State.Events) == 0 &&
+		len(jr.Ephemeral.Events) == 0 && len(jr.AccountData.Events) == 0 {
+		return nil
+	}
+	s.recordLazy(roomID, stateIDs, tl, fresh || s.p.fullState)
+	return jr
+}
+
+// wasJoinedAtSince reports whether the user was already joined at the since
+// position, so a join-to-join change (a new display name) is not mistaken
+// for a newly joined room.
+func (s *syncer) wasJoinedAtSince(m fsm.MembershipRecord) bool {
+	id := m.EventID
+	for i := 0; id != "" && i < maxStateChain; i++ {
+		ev := s.event(id)
+		if ev == nil {
+			return false
+		}
+		if ev.Pos <= s.since {
+			return gjson.GetBytes(ev.PDU, "content.membership").Str == "join"
+		}
+		id = ev.PrevState
+	}
+	return false
+}
+
+func (s *syncer) leftRoom(roomID string, m fsm.MembershipRecord) *leftRoom {
+	if s.rt.Forgotten(s.user, roomID) {
+		return nil
+	}
+	// Rooms left since the token always show; older ones only when the
+	// filter asks for them in a full (initial or full_state) sync.
+	fresh := s.since < 0 || s.p.fullState
+	newlyLeft := s.since >= 0 && m.Pos > s.since
+	if !newlyLeft && !(fresh && s.f.Room.IncludeLeave) {
+		return nil
+	}
+	from := s.since
+	if fresh {
+		from = -1
+	}
+	tl := s.timeline(roomID, from, m.Pos, s.visibility(roomID))
+	var stateIDs []string
+	if fresh {
+		stateIDs = s.fullStateIDs(roomID, s.stateBefore(roomID, tl.start), tl)
+	} else {
+		delta, _ := s.stateDelta(roomID, s.since, tl.start)
+		stateIDs = s.deltaStateIDs(roomID, delta, tl)
+	}
+	return &leftRoom{
+		State:       eventList{Events: s.renderState(stateIDs)},
+		Timeline:    s.renderTimeline(tl, from),
+		AccountData: eventList{Events: s.roomAccountData(roomID, fresh)},
+	}
+}
+
+// strippedStateTypes are the state events shown to invitees and knockers.
+var strippedStateTypes = []string{"m.room.create", "m.room.join_rules", "m.room.name",
+	"m.room.avatar", "m.room.topic", "m.room.canonical_alias", "m.room.encryption"}
+
+type strippedEvent struct {
+	Type     string          `json:"type"`
+	StateKey string          `json:"state_key"`
+	Sender   string          `json:"sender"`
+	Content  json.RawMessage `json:"content"`
+}
+
+func (s *syncer) strippedRoom(roomID string, m fsm.MembershipRecord) *strippedRoom {
+	if s.since >= 0 && m.Pos <= s.since && !s.p.fullState {
+		return nil
+	}
+	ev := s.event(m.EventID)
+	if ev == nil {
+		return nil
+	}
+	events := s.strippedState(roomID, ev, "unsigned."+m.Membership+"_room_state")
+	events = append(events, s.render(ev))
+	list := &eventList{Events: events}
+	if m.Membership == "knock" {
+		return &strippedRoom{KnockState: list}
+	}
+	return &strippedRoom{InviteState: list}
+}
+
+// strippedState prefers the state a remote server attached to the member
+// event (pruned to the stripped shape), else reads the room's own state.
+func (s *syncer) strippedState(roomID string, member *fsm.EventRecord, attachedPath string) []any {
+	out := []any{}
+	if attached := gjson.GetBytes(member.PDU, attachedPath); attached.IsArray() {
+		for _, e := range attached.Array() {
+			content := e.Get("content").Raw
+			if !e.Get("type").Exists() || content == "" {
+				continue
+			}
+			out = append(out, strippedEvent{Type: e.Get("type").Str, StateKey: e.Get("state_key").Str,
+				Sender: e.Get("sender").Str, Content: json.RawMessage(content)})
+		}
+		return out
+	}
+	for _, t := range strippedStateTypes {
+		rec, err := s.rt.StateEvent(roomID, t, "")
+		if err != nil {
+			continue
+		}
+		content := gjson.GetBytes(rec.PDU, "content").Raw
+		if content == "" {
+			content = "{}"
+		}
+		out = append(out, strippedEvent{Type: rec.Type, StateKey: "", Sender: rec.Sender, Content: json.RawMessage(content)})
+	}
+	return out
+}
+
+// maxTimelineScan bounds how many events one room's timeline may skip
+// (filtered out or invisible) before it gives up and reports limited.
+const maxTimelineScan = 500
+
+type roomTimeline struct {
+	recs    []*fsm.EventRecord // oldest first
+	limited bool
+	start   int64 // position of the oldest event, or the end when empty
+}
+
+// timeline collects the newest visible, filter-passing events with
+// from < pos <= upto; vis nil means every event is visible.
+func (s *syncer) timeline(roomID string, from, upto int64, vis *roomVisibility) roomTimeline {
+	limit := s.f.timelineLimit()
+	tf := &s.f.Room.Timeline
+	var tl roomTimeline
+	if vis != nil && vis.seesEverything() {
+		vis = nil
+	}
+	if vis == nil && tf.passesAll() {
+		return s.plainTimeline(roomID, from, upto, limit)
+	}
+	scanned := 0
+	s.rt.RoomEvents(roomID, upto+1, false, 0, func(rec *fsm.EventRecord) bool {
+		if rec.Pos <= from {
+			return false
+		}
+		if scanned++; scanned > limit+maxTimelineScan {
+			tl.limited = true
+			return false
+		}
+		if rec.Rejected || !tf.allowsEvent(rec) || (vis != nil && !vis.canSee(rec)) {
+			return true
+		}
+		if len(tl.recs) >= limit {
+			tl.limited = true
+			return false
+		}
+		tl.recs = append(tl.recs, rec)
+		s.events[rec.EventID] = rec
+		return true
+	})
+	slices.Reverse(tl.recs)
+	tl.start = upto + 1
+	if len(tl.recs) > 0 {
+		tl.start = tl.recs[0].Pos
+	}
+	return tl
+}
+
+// plainTimeline is timeline when every event passes: it reads exactly the
+// events it returns and tells "limited" from the stream keys alone.
+func (s *syncer) plainTimeline(roomID string, from, upto int64, limit int) roomTimeline {
+	var tl roomTimeline
+	if limit > 0 {
+		s.rt.RoomEvents(roomID, upto+1, false, limit, func(rec *fsm.EventRecord) bool {
+			if rec.Pos <= from {
+				return false
+			}
+			if !rec.Rejected {
+				tl.recs = append(tl.recs, rec)
+				s.events[rec.EventID] = rec
+			}
+			return true
+		})
+	}
+	slices.Reverse(tl.recs)
+	tl.start = upto + 1
+	if len(tl.recs) > 0 {
+		tl.start = tl.recs[0].Pos
+	}
+	tl.limited = s.rt.RoomStreamHasBetween(roomID, from, tl.start)
+	return tl
+}
+
+func (s *syncer) renderTimeline(tl roomTimeline, from int64) syncTimeline {
+	out := syncTimeline{Events: make([]any, 0, len(tl.recs)), Limited: tl.limited}
+	for _, rec := range tl.recs {
+		out.Events = append(out.Events, s.render(rec))
+	}
+	switch {
+	case len(tl.recs) > 0:
+		out.PrevBatch = boundaryToken(tl.start, s.ephNow)
+	case from >= 0:
+		out.PrevBatch = boundaryToken(from+1, s.ephNow)
+	default:
+		out.PrevBatch = boundaryToken(tl.start, s.ephNow)
+	}
+	return out
+}
