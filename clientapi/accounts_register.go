@@ -1,10 +1,12 @@
 package clientapi
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/json"
 	"errors"
+	"io"
 	"net"
 	"net/http"
 	"strings"
@@ -46,6 +48,9 @@ func (a *API) register(w http.ResponseWriter, r *http.Request, _ httprouter.Para
 		writeError(w, http.StatusForbidden, "M_FORBIDDEN", "Registration is disabled")
 		return
 	}
+	if !a.requireUTF8Body(w, r) {
+		return
+	}
 	var req registerRequest
 	if !a.readJSON(w, r, &req) {
 		return
@@ -67,7 +72,7 @@ func (a *API) register(w http.ResponseWriter, r *http.Request, _ httprouter.Para
 		writeErr(w, herr)
 		return
 	}
-	if !a.requireUIA(w, req.Auth, uiaRequest{endpoint: "POST /register", stage: stageDummy}) {
+	if !a.requireUIA(w, req.Auth, uiaRequest{endpoint: "POST /register", stage: stageDummy, subject: localpart}) {
 		return
 	}
 	resp, err := a.createAccount(r.Context(), newAccount{
@@ -80,6 +85,23 @@ func (a *API) register(w http.ResponseWriter, r *http.Request, _ httprouter.Para
 		return
 	}
 	writeJSON(w, http.StatusOK, resp)
+}
+
+// requireUTF8Body refuses a body that is not UTF-8 (which encoding/json
+// would silently repair) with M_NOT_JSON, as the spec requires of JSON
+// bodies, and leaves the body readable again.
+func (a *API) requireUTF8Body(w http.ResponseWriter, r *http.Request) bool {
+	body, ok := a.readBody(w, r)
+	if !ok {
+		return false
+	}
+	if !utf8.Valid(body) {
+		writeError(w, http.StatusBadRequest, "M_NOT_JSON", "request body is not UTF-8")
+		return false
+	}
+	r.Body = io.NopCloser(bytes.NewReader(body))
+	r.ContentLength = int64(len(body))
+	return true
 }
 
 // registerAvailable is GET /register/available.

@@ -88,8 +88,11 @@ func (a *API) deleteAlias(w http.ResponseWriter, r *http.Request, p httprouter.P
 		return
 	}
 	var ferr *fsm.Error
+	var roomID string
 	_ = a.store.View(func(rt *fsm.ReadTx) error {
-		roomID, creator, found := rt.AliasRoom(alias)
+		var creator string
+		var found bool
+		roomID, creator, found = rt.AliasRoom(alias)
 		switch {
 		case !found:
 			ferr = fsm.Errorf(http.StatusNotFound, "M_NOT_FOUND", "room alias %s not found", alias)
@@ -107,6 +110,7 @@ func (a *API) deleteAlias(w http.ResponseWriter, r *http.Request, p httprouter.P
 		writeErr(w, err)
 		return
 	}
+	a.dropCanonicalAlias(r, roomID, c.UserID, alias)
 	writeJSON(w, http.StatusOK, struct{}{})
 }
 

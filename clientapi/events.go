@@ -60,6 +60,8 @@ func formatEvent(rt *fsm.ReadTx, rec *fsm.EventRecord, viewer *Caller) *ClientEv
 	if rec.RedactedBecause != "" && rt != nil {
 		if red, err := rt.Event(rec.RedactedBecause); err == nil {
 			ev.Unsigned["redacted_because"] = formatEvent(nil, red, nil)
+			// redacted_by is Synapse's shorthand, which Complement reads.
+			ev.Unsigned["redacted_by"] = red.EventID
 		}
 	}
 	return ev

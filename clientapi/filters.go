@@ -61,6 +61,8 @@ type filterFieldKind int
 
 const (
 	fieldStrings filterFieldKind = iota
+	fieldRoomIDs                 // strings starting with "!"
+	fieldUserIDs                 // strings starting with "@"
 	fieldBool
 	fieldInt
 	fieldEventFilter
@@ -72,15 +74,15 @@ const (
 var (
 	eventFilterFields = map[string]filterFieldKind{
 		"limit": fieldInt, "types": fieldStrings, "not_types": fieldStrings,
-		"senders": fieldStrings, "not_senders": fieldStrings,
+		"senders": fieldUserIDs, "not_senders": fieldUserIDs,
 	}
 	roomEventFilterFields = mergeFilterFields(eventFilterFields, map[string]filterFieldKind{
-		"rooms": fieldStrings, "not_rooms": fieldStrings, "contains_url": fieldBool,
+		"rooms": fieldRoomIDs, "not_rooms": fieldRoomIDs, "contains_url": fieldBool,
 		"lazy_load_members": fieldBool, "include_redundant_members": fieldBool,
 		"unread_thread_notifications": fieldBool,
 	})
 	roomFilterFields = map[string]filterFieldKind{
-		"rooms": fieldStrings, "not_rooms": fieldStrings, "include_leave": fieldBool,
+		"rooms": fieldRoomIDs, "not_rooms": fieldRoomIDs, "include_leave": fieldBool,
 		"ephemeral": fieldRoomEventFilter, "state": fieldRoomEventFilter,
 		"timeline": fieldRoomEventFilter, "account_data": fieldRoomEventFilter,
 	}
@@ -130,6 +132,18 @@ func checkFilterField(path string, v json.RawMessage, kind filterFieldKind) erro
 	case fieldStrings:
 		var s []string
 		err = json.Unmarshal(v, &s)
+	case fieldRoomIDs, fieldUserIDs:
+		// Synapse's schema, and Complement's invalid-filter test, refuse
+		// IDs without their sigil.
+		sigil := map[filterFieldKind]byte{fieldRoomIDs: '!', fieldUserIDs: '@'}[kind]
+		var ids []string
+		if err = json.Unmarshal(v, &ids); err == nil {
+			for _, id := range ids {
+				if len(id) < 2 || id[0] != sigil {
+					return fmt.Errorf("%s: %q is not a %c-ID", path, id, sigil)
+				}
+			}
+		}
 	case fieldBool:
 		var b bool
 		err = json.Unmarshal(v, &b)

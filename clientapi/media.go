@@ -84,7 +84,7 @@ func (a *API) uploadMediaAsync(w http.ResponseWriter, r *http.Request, p httprou
 		writeError(w, http.StatusForbidden, "M_FORBIDDEN", "this media ID was created by another user")
 		return
 	case state == mediaReady:
-		writeError(w, http.StatusConflict, "M_CANNOT_OVERWRITE_MEDIA", "media already uploaded")
+		writeError(w, http.StatusConflict, "M_CANNOT_OVERWRITE_MEDIA", "Media ID already has content")
 		return
 	}
 	meta, ok := uploadMeta(w, r)

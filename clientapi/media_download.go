@@ -82,7 +82,7 @@ func (a *API) mediaForRead(w http.ResponseWriter, r *http.Request, p httprouter.
 	case mediaReady:
 		return rec, true
 	case mediaPending:
-		writeError(w, http.StatusGatewayTimeout, "M_NOT_YET_UPLOADED", "content has not yet been uploaded")
+		writeError(w, http.StatusGatewayTimeout, "M_NOT_YET_UPLOADED", "Media has not been uploaded yet")
 	default:
 		writeError(w, http.StatusNotFound, "M_NOT_FOUND", "media not found")
 	}

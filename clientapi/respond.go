@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"unicode/utf8"
 
 	"github.com/ganglion/ganglion/cluster"
 	"github.com/ganglion/ganglion/fsm"
@@ -58,7 +59,7 @@ func (a *API) readJSON(w http.ResponseWriter, r *http.Request, v any) bool {
 	if len(body) == 0 {
 		body = []byte("{}")
 	}
-	if !json.Valid(body) {
+	if !json.Valid(body) || !utf8.Valid(body) {
 		writeError(w, http.StatusBadRequest, "M_NOT_JSON", "request body is not valid JSON")
 		return false
 	}
@@ -79,7 +80,7 @@ func (a *API) readObject(w http.ResponseWriter, r *http.Request) (json.RawMessag
 		body = []byte("{}")
 	}
 	var obj map[string]json.RawMessage
-	if !json.Valid(body) {
+	if !json.Valid(body) || !utf8.Valid(body) {
 		writeError(w, http.StatusBadRequest, "M_NOT_JSON", "request body is not valid JSON")
 		return nil, false
 	}

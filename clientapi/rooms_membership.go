@@ -40,23 +40,38 @@ func (a *API) joinRoomIDOrAlias(w http.ResponseWriter, r *http.Request, p httpro
 		}
 		target = roomID
 	}
-	a.join(w, r, target)
+	a.join(w, r, target, true)
 }
 
 // POST /rooms/{roomId}/join.
 func (a *API) joinRoom(w http.ResponseWriter, r *http.Request, p httprouter.Params) {
-	a.join(w, r, p.ByName("roomId"))
+	a.join(w, r, p.ByName("roomId"), false)
 }
 
-func (a *API) join(w http.ResponseWriter, r *http.Request, roomID string) {
+// join joins the caller. With bodyContent, the body's other keys go into
+// the member event as Synapse's /join/{roomIdOrAlias} puts them (Complement's
+// "POST /join/:room_id can join a room with custom content").
+func (a *API) join(w http.ResponseWriter, r *http.Request, roomID string, bodyContent bool) {
 	c := callerOf(r)
 	if !validRoomID(roomID) {
 		writeError(w, http.StatusBadRequest, "M_INVALID_PARAM", "expected a room ID or alias")
 		return
 	}
-	var body membershipBody
-	if !a.readJSON(w, r, &body) {
+	raw, ok := a.readObject(w, r)
+	if !ok {
 		return
+	}
+	var body membershipBody
+	if err := json.Unmarshal(raw, &body); err != nil {
+		writeError(w, http.StatusBadRequest, "M_BAD_JSON", "request body has the wrong shape: "+err.Error())
+		return
+	}
+	var extra map[string]json.RawMessage
+	if bodyContent {
+		_ = json.Unmarshal(raw, &extra)
+		for _, k := range []string{"membership", "reason", "third_party_signed"} {
+			delete(extra, k)
+		}
 	}
 	// The service reports an unknown room as "not in room" (403); a join
 	// to a room this server does not know is 404.
@@ -70,7 +85,7 @@ func (a *API) join(w http.ResponseWriter, r *http.Request, roomID string) {
 		writeError(w, http.StatusNotFound, "M_NOT_FOUND", "unknown room "+roomID)
 		return
 	}
-	if err := a.setMembership(r, roomID, c.UserID, c.UserID, "join", body.Reason); err != nil {
+	if err := a.setMembershipWith(r, roomID, c.UserID, c.UserID, "join", body.Reason, extra); err != nil {
 		writeErr(w, err)
 		return
 	}
@@ -160,11 +175,17 @@ func (a *API) changeMembership(w http.ResponseWriter, r *http.Request, p httprou
 // does, the request succeeds without a duplicate event (a second leave, a
 // repeated invite or join).
 func (a *API) setMembership(r *http.Request, roomID, sender, target, membership, reason string) error {
-	if a.sameMembership(roomID, sender, target, membership, reason) {
+	return a.setMembershipWith(r, roomID, sender, target, membership, reason, nil)
+}
+
+// setMembershipWith is setMembership with further content for the event;
+// a request with such content always sends.
+func (a *API) setMembershipWith(r *http.Request, roomID, sender, target, membership, reason string, extra map[string]json.RawMessage) error {
+	if len(extra) == 0 && a.sameMembership(roomID, sender, target, membership, reason) {
 		return nil
 	}
 	_, err := a.rooms.Membership(r.Context(), rooms.MembershipRequest{
-		RoomID: roomID, Sender: sender, Target: target, Membership: membership, Reason: reason})
+		RoomID: roomID, Sender: sender, Target: target, Membership: membership, Reason: reason, Extra: extra})
 	return err
 }
 

@@ -231,9 +231,18 @@ func (a *API) members(w http.ResponseWriter, r *http.Request, p httprouter.Param
 	writeJSON(w, http.StatusOK, map[string]any{"chunk": chunk})
 }
 
+// joinedMember carries both keys even when unset (null), as Synapse does:
+// Complement's TestRoomState checks they are present.
 type joinedMember struct {
-	DisplayName string `json:"display_name,omitempty"`
-	AvatarURL   string `json:"avatar_url,omitempty"`
+	DisplayName *string `json:"display_name"`
+	AvatarURL   *string `json:"avatar_url"`
+}
+
+func optString(r gjson.Result) *string {
+	if r.Type != gjson.String {
+		return nil
+	}
+	return &r.Str
 }
 
 // GET /rooms/{roomId}/joined_members: only for current members (or anyone
@@ -258,7 +267,7 @@ func (a *API) joinedMembers(w http.ResponseWriter, r *http.Request, p httprouter
 			if content.Get("membership").Str != "join" {
 				continue
 			}
-			joined[k[1]] = joinedMember{DisplayName: content.Get("displayname").Str, AvatarURL: content.Get("avatar_url").Str}
+			joined[k[1]] = joinedMember{DisplayName: optString(content.Get("displayname")), AvatarURL: optString(content.Get("avatar_url"))}
 		}
 		return nil
 	})

@@ -82,7 +82,9 @@ func (a *API) routes() []route {
 		user(put, "/rooms/:roomId/state/:eventType", a.statePut),
 		user(put, "/rooms/:roomId/state/:eventType/:stateKey", a.statePut),
 		user(put, "/rooms/:roomId/send/:eventType/:txnId", a.send),
+		user(post, "/rooms/:roomId/send/:eventType", a.sendNoTxn),
 		user(put, "/rooms/:roomId/redact/:eventId/:txnId", a.redact),
+		user(post, "/rooms/:roomId/redact/:eventId", a.redactNoTxn),
 		user(get, "/rooms/:roomId/event/:eventId", a.getEvent),
 		user(get, "/rooms/:roomId/context/:eventId", a.eventContext),
 		user(get, "/rooms/:roomId/messages", a.messages),
@@ -190,5 +192,15 @@ func (a *API) routes() []route {
 		v1User(get, "/rooms/:roomId/relations/:eventId/:relType/:eventType", a.relations),
 		v1User(get, "/rooms/:roomId/threads", a.threads),
 		v1User(get, "/rooms/:roomId/timestamp_to_event", a.timestampToEvent),
+
+		// Room upgrades, spaces, summaries, OpenID tokens and other later
+		// additions that client SDKs call.
+		user(post, "/rooms/:roomId/upgrade", a.upgradeRoom),
+		v1User(get, "/rooms/:roomId/hierarchy", a.roomHierarchy),
+		v1User(get, "/room_summary/:roomIdOrAlias", a.roomSummary),
+		user(post, "/user/:userId/openid/request_token", a.openIDRequestToken),
+		user(post, "/users/:userId/report", a.reportUser),
+		user(del, "/profile/:userId/:field", a.deleteProfileField),
+		v1User(get, "/mutual_rooms", a.mutualRooms),
 	}
 }

@@ -182,7 +182,10 @@ func (crit *roomEventsCriteria) run(rt *fsm.ReadTx, c *Caller, cursor *searchCur
 		hits = hits[i:]
 	}
 	out := map[string]any{"count": count, "highlights": words}
-	if len(hits) > limit {
+	// A full page carries next_batch even when nothing follows (the next
+	// page is then empty and has none), as Synapse answers and Complement's
+	// TestSearch expects.
+	if len(hits) >= limit {
 		hits = hits[:limit]
 		out["next_batch"] = hitCursor(hits[limit-1]).String()
 	}

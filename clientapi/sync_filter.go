@@ -39,6 +39,8 @@ type roomEventFilter struct {
 	LazyLoadMembers         bool      `json:"lazy_load_members,omitempty"`
 	IncludeRedundantMembers bool      `json:"include_redundant_members,omitempty"`
 	ContainsURL             *bool     `json:"contains_url,omitempty"`
+	// UnreadThreadNotifications asks /sync for per-thread unread counts.
+	UnreadThreadNotifications bool `json:"unread_thread_notifications,omitempty"`
 }
 
 // roomFilter is RoomFilter.
@@ -190,7 +192,7 @@ func (f *roomEventFilter) passesAll() bool {
 
 // renderEvent formats an event as the filter asks: client format (room_id
 // dropped when stripRoom), or federation format, then event_fields.
-func (f *syncFilter) renderEvent(rt *fsm.ReadTx, rec *fsm.EventRecord, viewer *Caller, stripRoom bool) any {
+func (f *syncFilter) renderEvent(rt *fsm.ReadTx, rec *fsm.EventRecord, viewer *Caller, stripRoom bool, membership string) any {
 	if f.EventFormat == "federation" {
 		raw := []byte(rec.PDU)
 		if !gjson.GetBytes(raw, "event_id").Exists() {
@@ -207,6 +209,9 @@ func (f *syncFilter) renderEvent(rt *fsm.ReadTx, rec *fsm.EventRecord, viewer *C
 	ev := formatEvent(rt, rec, viewer)
 	if stripRoom {
 		ev.RoomID = ""
+	}
+	if membership != "" {
+		ev.Unsigned["membership"] = membership
 	}
 	if len(f.EventFields) == 0 {
 		return ev

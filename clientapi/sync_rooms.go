@@ -1,7 +1,6 @@
 package clientapi
 
 import (
-	"encoding/json"
 	"slices"
 
 	"github.com/tidwall/gjson"
@@ -30,6 +29,8 @@ type joinedRoom struct {
 	Ephemeral           eventList    `json:"ephemeral"`
 	AccountData         eventList    `json:"account_data"`
 	UnreadNotifications unreadCounts `json:"unread_notifications"`
+	// UnreadThreadNotifications is sent when the filter asks for it.
+	UnreadThreadNotifications map[string]unreadCounts `json:"unread_thread_notifications,omitempty"`
 }
 
 type leftRoom struct {
@@ -46,23 +47,26 @@ type strippedRoom struct {
 
 // syncer computes one /sync response inside one read transaction.
 type syncer struct {
-	a        *API
-	rt       *fsm.ReadTx
-	p        *syncParams
-	f        *syncFilter
-	user     string
-	since    int64 // -1 for an initial sync
-	ephSince int64
-	ephNow   int64
-	upto     int64 // every position in this view is <= upto
-	events   map[string]*fsm.EventRecord
-	vis      map[string]*roomVisibility
-	myRooms  map[string]fsm.MembershipRecord
-	globalAD []fsm.AccountDataRecord
-	roomAD   map[string][]fsm.AccountDataRecord
-	allAD    map[string][]fsm.AccountDataRecord // every room's, for rooms synced afresh
-	newPeers map[string]bool                    // users who came to share a room: their presence is sent
-	toDevice int64                              // last delivered to-device position when more remain
+	a           *API
+	rt          *fsm.ReadTx
+	p           *syncParams
+	f           *syncFilter
+	user        string
+	since       int64 // -1 for an initial sync
+	ephSince    int64
+	ephNow      int64
+	upto        int64 // every position in this view is <= upto
+	events      map[string]*fsm.EventRecord
+	vis         map[string]*roomVisibility
+	myRooms     map[string]fsm.MembershipRecord
+	globalAD    []fsm.AccountDataRecord
+	roomAD      map[string][]fsm.AccountDataRecord
+	allAD       map[string][]fsm.AccountDataRecord // every room's, for rooms synced afresh
+	newPeers    map[string]bool                    // users who came to share a room: their presence is sent
+	ignored     map[string]bool                    // m.ignored_user_list
+	pushRules   *fsm.PushRules                     // loaded for the first unread count
+	countBudget int                                // events the unread counts may still examine
+	toDevice    int64                              // last delivered to-device position when more remain
 }
 
 func newSyncer(a *API, rt *fsm.ReadTx, p *syncParams, ephNow int64) *syncer {
@@ -99,12 +103,13 @@ func (s *syncer) event(id string) *fsm.EventRecord {
 }
 
 func (s *syncer) render(rec *fsm.EventRecord) any {
-	return s.f.renderEvent(s.rt, rec, s.p.caller, true)
+	return s.f.renderEvent(s.rt, rec, s.p.caller, true, s.visibility(rec.RoomID).membershipAt(rec.Pos))
 }
 
 // rooms fills the join, invite, knock and leave sections.
 func (s *syncer) rooms(resp *syncResponse) {
 	s.myRooms = s.rt.SyncUserRooms(s.user)
+	s.ignored = ignoredUsers(s.rt, s.user)
 	s.globalAD, s.roomAD = s.rt.AccountDataSince(s.user, s.since)
 	for roomID, m := range s.myRooms {
 		if !s.f.Room.allowsRoom(roomID) {
@@ -116,6 +121,9 @@ func (s *syncer) rooms(resp *syncResponse) {
 				resp.Rooms.Join[roomID] = jr
 			}
 		case "invite", "knock":
+			if ev := s.event(m.EventID); m.Membership == "invite" && ev != nil && s.ignored[ev.Sender] {
+				continue // invites from ignored users are not sent
+			}
 			if sr := s.strippedRoom(roomID, m); sr != nil {
 				if m.Membership == "invite" {
 					resp.Rooms.Invite[roomID] = sr
@@ -145,6 +153,7 @@ func (s *syncer) joinedRoom(roomID string, m fsm.MembershipRecord) *joinedRoom {
 		}
 		jr.Timeline.PrevBatch = boundaryToken(s.since+1, s.ephNow)
 		jr.Summary = &roomSummary{}
+		s.fillUnread(jr, roomID, m)
 		return jr
 	}
 	from := s.since
@@ -156,6 +165,12 @@ func (s *syncer) joinedRoom(roomID string, m fsm.MembershipRecord) *joinedRoom {
 		vis = s.visibility(roomID) // membership changed in the window
 	}
 	tl := s.timeline(roomID, from, s.upto, vis)
+	if fresh && s.since >= 0 {
+		// A room joined since the token: the client has none of its history,
+		// so the timeline counts as limited, as Synapse marks it (Complement's
+		// "Newly joined room has correct timeline in incremental sync").
+		tl.limited = true
+	}
 	var stateIDs []string
 	memberChanged := fresh
 	if fresh || s.p.fullState {
@@ -181,7 +196,12 @@ func (s *syncer) joinedRoom(roomID string, m fsm.MembershipRecord) *joinedRoom {
 		return nil
 	}
 	s.recordLazy(roomID, stateIDs, tl, fresh || s.p.fullState)
+	s.fillUnread(jr, roomID, m)
 	return jr
+}
+
+func (s *syncer) fillUnread(jr *joinedRoom, roomID string, m fsm.MembershipRecord) {
+	jr.UnreadNotifications, jr.UnreadThreadNotifications = s.unreadCounts(roomID, m, s.f.Room.Timeline.UnreadThreadNotifications)
 }
 
 // wasJoinedAtSince reports whether the user was already joined at the since
@@ -203,14 +223,13 @@ func (s *syncer) wasJoinedAtSince(m fsm.MembershipRecord) bool {
 }
 
 func (s *syncer) leftRoom(roomID string, m fsm.MembershipRecord) *leftRoom {
-	if s.rt.Forgotten(s.user, roomID) {
-		return nil
-	}
-	// Rooms left since the token always show; older ones only when the
-	// filter asks for them in a full (initial or full_state) sync.
+	// Rooms left since the token always show, even once forgotten (so the
+	// user's other devices learn of the leave: Complement's "Leave for
+	// forgotten room shows up in v2 incremental /sync"); older ones only
+	// when the filter asks for them in a full (initial or full_state) sync.
 	fresh := s.since < 0 || s.p.fullState
 	newlyLeft := s.since >= 0 && m.Pos > s.since
-	if !newlyLeft && !(fresh && s.f.Room.IncludeLeave) {
+	if !newlyLeft && (!(fresh && s.f.Room.IncludeLeave) || s.rt.Forgotten(s.user, roomID)) {
 		return nil
 	}
 	from := s.since
@@ -232,63 +251,6 @@ func (s *syncer) leftRoom(roomID string, m fsm.MembershipRecord) *leftRoom {
 	}
 }
 
-// strippedStateTypes are the state events shown to invitees and knockers.
-var strippedStateTypes = []string{"m.room.create", "m.room.join_rules", "m.room.name",
-	"m.room.avatar", "m.room.topic", "m.room.canonical_alias", "m.room.encryption"}
-
-type strippedEvent struct {
-	Type     string          `json:"type"`
-	StateKey string          `json:"state_key"`
-	Sender   string          `json:"sender"`
-	Content  json.RawMessage `json:"content"`
-}
-
-func (s *syncer) strippedRoom(roomID string, m fsm.MembershipRecord) *strippedRoom {
-	if s.since >= 0 && m.Pos <= s.since && !s.p.fullState {
-		return nil
-	}
-	ev := s.event(m.EventID)
-	if ev == nil {
-		return nil
-	}
-	events := s.strippedState(roomID, ev, "unsigned."+m.Membership+"_room_state")
-	events = append(events, s.render(ev))
-	list := &eventList{Events: events}
-	if m.Membership == "knock" {
-		return &strippedRoom{KnockState: list}
-	}
-	return &strippedRoom{InviteState: list}
-}
-
-// strippedState prefers the state a remote server attached to the member
-// event (pruned to the stripped shape), else reads the room's own state.
-func (s *syncer) strippedState(roomID string, member *fsm.EventRecord, attachedPath string) []any {
-	out := []any{}
-	if attached := gjson.GetBytes(member.PDU, attachedPath); attached.IsArray() {
-		for _, e := range attached.Array() {
-			content := e.Get("content").Raw
-			if !e.Get("type").Exists() || content == "" {
-				continue
-			}
-			out = append(out, strippedEvent{Type: e.Get("type").Str, StateKey: e.Get("state_key").Str,
-				Sender: e.Get("sender").Str, Content: json.RawMessage(content)})
-		}
-		return out
-	}
-	for _, t := range strippedStateTypes {
-		rec, err := s.rt.StateEvent(roomID, t, "")
-		if err != nil {
-			continue
-		}
-		content := gjson.GetBytes(rec.PDU, "content").Raw
-		if content == "" {
-			content = "{}"
-		}
-		out = append(out, strippedEvent{Type: rec.Type, StateKey: "", Sender: rec.Sender, Content: json.RawMessage(content)})
-	}
-	return out
-}
-
 // maxTimelineScan bounds how many events one room's timeline may skip
 // (filtered out or invisible) before it gives up and reports limited.
 const maxTimelineScan = 500
@@ -297,6 +259,7 @@ type roomTimeline struct {
 	recs    []*fsm.EventRecord // oldest first
 	limited bool
 	start   int64 // position of the oldest event, or the end when empty
+	end     int64 // the boundary just after the newest position covered
 }
 
 // timeline collects the newest visible, filter-passing events with
@@ -308,7 +271,7 @@ func (s *syncer) timeline(roomID string, from, upto int64, vis *roomVisibility) 
 	if vis != nil && vis.seesEverything() {
 		vis = nil
 	}
-	if vis == nil && tf.passesAll() {
+	if vis == nil && tf.passesAll() && len(s.ignored) == 0 {
 		return s.plainTimeline(roomID, from, upto, limit)
 	}
 	scanned := 0
@@ -320,7 +283,7 @@ func (s *syncer) timeline(roomID string, from, upto int64, vis *roomVisibility) 
 			tl.limited = true
 			return false
 		}
-		if rec.Rejected || !tf.allowsEvent(rec) || (vis != nil && !vis.canSee(rec)) {
+		if rec.Rejected || !tf.allowsEvent(rec) || (vis != nil && !vis.canSee(rec)) || hiddenByIgnore(s.ignored, rec) {
 			return true
 		}
 		if len(tl.recs) >= limit {
@@ -332,7 +295,7 @@ func (s *syncer) timeline(roomID string, from, upto int64, vis *roomVisibility) 
 		return true
 	})
 	slices.Reverse(tl.recs)
-	tl.start = upto + 1
+	tl.start, tl.end = upto+1, upto+1
 	if len(tl.recs) > 0 {
 		tl.start = tl.recs[0].Pos
 	}
@@ -356,7 +319,7 @@ func (s *syncer) plainTimeline(roomID string, from, upto int64, limit int) roomT
 		})
 	}
 	slices.Reverse(tl.recs)
-	tl.start = upto + 1
+	tl.start, tl.end = upto+1, upto+1
 	if len(tl.recs) > 0 {
 		tl.start = tl.recs[0].Pos
 	}
@@ -370,6 +333,12 @@ func (s *syncer) renderTimeline(tl roomTimeline, from int64) syncTimeline {
 		out.Events = append(out.Events, s.render(rec))
 	}
 	switch {
+	case from < 0 && !tl.limited:
+		// A room synced afresh whose whole history fits: Synapse gives the
+		// current position here, and Complement's TestGetRoomMembersAtPoint
+		// reads the members "at" it (a point before the create event has
+		// no members).
+		out.PrevBatch = boundaryToken(tl.end, s.ephNow)
 	case len(tl.recs) > 0:
 		out.PrevBatch = boundaryToken(tl.start, s.ephNow)
 	case from >= 0:

@@ -98,14 +98,18 @@ func timelineSenders(tl roomTimeline) map[string]bool {
 }
 
 // fullStateIDs selects from a full state map what the state filter asks
-// for; with lazy loading only the members who sent timeline events, the
-// caller, and the summary's heroes.
+// for; with lazy loading only the members who sent timeline events and the
+// summary's heroes (an unnamed room's name is made of them), plus the
+// caller on a full_state request, as Synapse does (sytest
+// 31sync/15lazy-members.pl counts the member events exactly).
 func (s *syncer) fullStateIDs(roomID string, st map[[2]string]string, tl roomTimeline) []string {
 	lazy := s.f.Room.State.LazyLoadMembers
 	var want map[string]bool
 	if lazy {
 		want = timelineSenders(tl)
-		want[s.user] = true
+		if s.p.fullState {
+			want[s.user] = true
+		}
 		for _, h := range s.heroes(roomID) {
 			want[h] = true
 		}

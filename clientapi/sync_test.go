@@ -302,7 +302,7 @@ func TestSyncFilters(t *testing.T) {
 			members[m["state_key"].(string)] = true
 		}
 	}
-	if !members[alice] || !members["@carol:test.local"] || members["@bob:test.local"] {
+	if members[alice] || !members["@carol:test.local"] || members["@bob:test.local"] {
 		t.Fatalf("lazy-loaded members %v", members)
 	}
 

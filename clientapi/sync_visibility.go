@@ -94,6 +94,12 @@ func valueBefore(h []posValue, pos int64, dflt string) string {
 	return v
 }
 
+// membershipAt is the viewer's membership at an event, counting the event
+// itself (unsigned.membership; "leave" before any membership).
+func (v *roomVisibility) membershipAt(pos int64) string {
+	return valueBefore(v.mem, pos+1, "leave")
+}
+
 // joinedFrom reports whether the user joined at or after pos.
 func (v *roomVisibility) joinedFrom(pos int64) bool {
 	for _, pv := range v.mem {
@@ -143,6 +149,30 @@ func (v *roomVisibility) canSee(rec *fsm.EventRecord) bool {
 		}
 	}
 	return false
+}
+
+// ignoredUsers is the user's m.ignored_user_list: their non-state events
+// and invites are not sent to the user (spec "Ignoring Users").
+func ignoredUsers(rt *fsm.ReadTx, userID string) map[string]bool {
+	rec, err := rt.AccountData(userID, "", "m.ignored_user_list")
+	if err != nil {
+		return nil
+	}
+	var out map[string]bool
+	gjson.GetBytes(rec.Content, "ignored_users").ForEach(func(k, _ gjson.Result) bool {
+		if out == nil {
+			out = map[string]bool{}
+		}
+		out[k.Str] = true
+		return true
+	})
+	return out
+}
+
+// hiddenByIgnore reports an event an ignored user sent (state stays: it
+// shapes the room).
+func hiddenByIgnore(ignored map[string]bool, rec *fsm.EventRecord) bool {
+	return len(ignored) > 0 && rec.StateKey == nil && ignored[rec.Sender]
 }
 
 // worldReadable reports whether the room's current history_visibility

@@ -37,6 +37,7 @@ type uiaSession struct {
 	id       string
 	endpoint string // what the session was issued for, e.g. "POST /register"
 	userID   string // "" when unauthenticated (registration)
+	subject  string // what an unauthenticated request asked for (the username); may be ""
 	created  time.Time
 	elem     *list.Element
 }
@@ -47,23 +48,32 @@ type uiaSession struct {
 type uiaSessions struct {
 	nonces *nonceStore
 
-	mu    sync.Mutex
-	byID  map[string]*uiaSession
-	order *list.List // of *uiaSession, oldest first
-	now   func() time.Time
-	max   int
+	mu   sync.Mutex
+	byID map[string]*uiaSession
+	// bySubject finds the live session issued for an endpoint and subject,
+	// so that a retry which drops the session it was given is refused.
+	bySubject map[string]*uiaSession
+	order     *list.List // of *uiaSession, oldest first
+	now       func() time.Time
+	max       int
 }
 
 func newUIASessions() *uiaSessions {
 	return &uiaSessions{
 		nonces: newNonceStore(),
-		byID:   map[string]*uiaSession{}, order: list.New(), now: time.Now, max: uiaMaxSessions,
+		byID:   map[string]*uiaSession{}, bySubject: map[string]*uiaSession{},
+		order: list.New(), now: time.Now, max: uiaMaxSessions,
 	}
 }
 
 // create issues a new session, evicting expired ones and, when full, the
 // oldest.
 func (s *uiaSessions) create(endpoint, userID string) string {
+	return s.createFor(endpoint, userID, "")
+}
+
+// createFor is create for a request about subject (see issuedFor).
+func (s *uiaSessions) createFor(endpoint, userID, subject string) string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	now := s.now()
@@ -71,11 +81,31 @@ func (s *uiaSessions) create(endpoint, userID string) string {
 	for len(s.byID) >= s.max {
 		s.removeLocked(s.order.Front().Value.(*uiaSession))
 	}
-	sess := &uiaSession{id: rand.Text(), endpoint: endpoint, userID: userID, created: now}
+	sess := &uiaSession{id: rand.Text(), endpoint: endpoint, userID: userID, subject: subject, created: now}
 	sess.elem = s.order.PushBack(sess)
 	s.byID[sess.id] = sess
+	if subject != "" {
+		s.bySubject[subjectKey(endpoint, subject)] = sess
+	}
 	return sess.id
 }
+
+// issuedFor returns the live session issued for an endpoint and subject.
+func (s *uiaSessions) issuedFor(endpoint, subject string) (string, bool) {
+	if subject == "" {
+		return "", false
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.pruneLocked(s.now())
+	sess, ok := s.bySubject[subjectKey(endpoint, subject)]
+	if !ok {
+		return "", false
+	}
+	return sess.id, true
+}
+
+func subjectKey(endpoint, subject string) string { return endpoint + "\x00" + subject }
 
 // lookup returns a live session.
 func (s *uiaSessions) lookup(id string) (uiaSession, bool) {
@@ -118,6 +148,9 @@ func (s *uiaSessions) pruneLocked(now time.Time) {
 func (s *uiaSessions) removeLocked(sess *uiaSession) {
 	s.order.Remove(sess.elem)
 	delete(s.byID, sess.id)
+	if k := subjectKey(sess.endpoint, sess.subject); sess.subject != "" && s.bySubject[k] == sess {
+		delete(s.bySubject, k)
+	}
 }
 
 // authDict is the request's "auth" object, for the stages we offer.
@@ -138,11 +171,13 @@ type userIdentifier struct {
 }
 
 // uiaRequest describes one endpoint's UIA: the single stage it requires and,
-// for m.login.password, the user who must authenticate.
+// for m.login.password, the user who must authenticate. subject names what
+// an unauthenticated request asks for (the username at registration).
 type uiaRequest struct {
 	endpoint string
 	stage    string
 	userID   string
+	subject  string
 }
 
 // requireUIA runs User-Interactive Authentication for a request whose body
@@ -150,7 +185,7 @@ type uiaRequest struct {
 // complete; otherwise it has written the 401 (or other error) response.
 func (a *API) requireUIA(w http.ResponseWriter, raw json.RawMessage, req uiaRequest) bool {
 	if len(raw) == 0 || string(raw) == "null" {
-		a.writeUIA(w, req, a.uia.create(req.endpoint, req.userID), nil)
+		a.writeUIA(w, req, a.uia.createFor(req.endpoint, req.userID, req.subject), nil)
 		return false
 	}
 	var auth authDict
@@ -165,6 +200,13 @@ func (a *API) requireUIA(w http.ResponseWriter, raw json.RawMessage, req uiaRequ
 				"Requested operation has changed during the UI authentication session.")
 			return false
 		}
+	} else if issued, ok := a.uia.issuedFor(req.endpoint, req.subject); ok {
+		// The spec: a session the server gave out must be carried by the
+		// retries of that request (Complement "Registration without a
+		// session fails"). Clients that never asked for one need none.
+		a.writeUIA(w, req, issued, &matrixError{Errcode: "M_MISSING_PARAM",
+			Error: "auth.session is required: this server issued one for this request"})
+		return false
 	} else {
 		session = a.uia.create(req.endpoint, req.userID)
 	}

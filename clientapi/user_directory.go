@@ -14,7 +14,7 @@ import (
 // The user directory (users.yaml) searches the users the caller can see,
 // as Synapse does by default: those sharing a room with the caller and
 // those joined to public or world-readable rooms, plus an exact match on
-// a local user ID. There is no directory index: each search walks the
+// a local user ID. The caller is listed only through a public room. There is no directory index: each search walks the
 // rooms, bounded by maxDirectoryRooms.
 
 const (
@@ -103,11 +103,14 @@ func visibleUsers(rt *fsm.ReadTx, caller, term string) map[string]*directoryUser
 	n := 0
 	rt.RoomIDs(func(roomID string) bool {
 		n++
-		if m := rt.Membership(caller, roomID); (m == nil || m.Membership != "join") && !openRoom(rt, roomID) {
+		open := openRoom(rt, roomID)
+		if m := rt.Membership(caller, roomID); (m == nil || m.Membership != "join") && !open {
 			return n < maxDirectoryRooms
 		}
 		for userID, membership := range rt.RoomMembers(roomID) {
-			if membership != "join" || out[userID] != nil || addLocal(userID) {
+			// Sharing a private room with oneself does not list oneself
+			// (Synapse; Complement's user directory tests count results).
+			if membership != "join" || out[userID] != nil || (userID == caller && !open) || addLocal(userID) {
 				continue
 			}
 			if ev, err := rt.StateEvent(roomID, evMember, userID); err == nil {

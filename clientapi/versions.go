@@ -4,6 +4,8 @@ import (
 	"net/http"
 
 	"github.com/julienschmidt/httprouter"
+
+	"github.com/ganglion/ganglion/rooms"
 )
 
 // specVersions are the Client-Server API versions this server speaks.
@@ -12,8 +14,14 @@ var specVersions = []string{
 	"v1.1", "v1.2", "v1.3", "v1.4", "v1.5", "v1.6", "v1.7", "v1.8", "v1.9", "v1.10", "v1.11", "v1.12",
 }
 
-// supportedRoomVersions are the room versions rooms/ can build and check.
-var supportedRoomVersions = map[string]string{"10": "stable", "11": "stable", "12": "stable"}
+// supportedRoomVersions lists the room versions rooms/ can build and check.
+func supportedRoomVersions() map[string]string {
+	out := make(map[string]string, len(rooms.SupportedVersions))
+	for v := range rooms.SupportedVersions {
+		out[string(v)] = "stable"
+	}
+	return out
+}
 
 // versions is GET /_matrix/client/versions.
 func (a *API) versions(w http.ResponseWriter, r *http.Request, _ httprouter.Params) {
@@ -31,7 +39,7 @@ func (a *API) capabilities(w http.ResponseWriter, r *http.Request, _ httprouter.
 			"m.change_password": enabled(true),
 			"m.room_versions": map[string]any{
 				"default":   a.cfg.Rooms.DefaultVersion,
-				"available": supportedRoomVersions,
+				"available": supportedRoomVersions(),
 			},
 			"m.set_displayname": enabled(true),
 			"m.set_avatar_url":  enabled(true),

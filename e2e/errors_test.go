@@ -25,6 +25,7 @@ func TestErrorShapes(t *testing.T) {
 		{"wrong method", "DELETE", "/_matrix/client/v3/login", "", "", 405, "M_UNRECOGNIZED"},
 		{"body too large", "POST", "/_matrix/client/v3/createRoom", tok, big, 413, "M_TOO_LARGE"},
 		{"bad JSON", "POST", "/_matrix/client/v3/createRoom", tok, "{not json", 400, "M_NOT_JSON"},
+		{"invalid UTF-8", "POST", "/_matrix/client/v3/createRoom", tok, "{\"name\":\"\xff\"}", 400, "M_NOT_JSON"},
 		{"missing token", "GET", "/_matrix/client/v3/account/whoami", "", "", 401, "M_MISSING_TOKEN"},
 		{"unknown token", "GET", "/_matrix/client/v3/account/whoami", "nope", "", 401, "M_UNKNOWN_TOKEN"},
 		{"user in use", "POST", "/_matrix/client/v3/register", "", `{"username":"erralice","password":"x","auth":{"type":"m.login.dummy"}}`, 400, "M_USER_IN_USE"},

@@ -159,7 +159,7 @@ func applyKeysUpload(w *WriteTx, cmd *Command) (any, error) {
 	if dev == nil {
 		return nil, errNotFound("Unknown device")
 	}
-	keysChanged := false
+	keysChanged, identityChanged := false, false
 	if c.DeviceKeys != nil {
 		if !isJSONObject(c.DeviceKeys) {
 			return nil, errBadRequest("device_keys must be an object")
@@ -176,9 +176,10 @@ func applyKeysUpload(w *WriteTx, cmd *Command) (any, error) {
 		case !fresh || rec.Keys == nil:
 			keysChanged = true
 		case identityKeys(rec.Keys) != identityKeys(c.DeviceKeys):
-			// Synapse issue #18511: a device's identity keys never change;
-			// a client that lost them must log in as a new device.
-			return nil, errE2EEParam("device %s already has different identity keys", c.DeviceID)
+			// New identity keys replace the old ones, as Synapse does and
+			// Complement's device list tests expect; signatures made on
+			// the old keys no longer hold.
+			keysChanged, identityChanged = true, true
 		default:
 			// Same keys, other signatures or algorithms: take the new ones.
 			keysChanged = !bytes.Equal(rec.Keys, c.DeviceKeys)
@@ -216,6 +217,11 @@ func applyKeysUpload(w *WriteTx, cmd *Command) (any, error) {
 			return nil, err
 		}
 		rec = &deviceKeysRecord{DeviceTS: dev.CreatedTS}
+	}
+	if identityChanged {
+		if err := w.deletePrefix(bE2ESignatures, prefix(c.UserID, c.DeviceID)); err != nil {
+			return nil, err
+		}
 	}
 	if keysChanged {
 		rec.Keys = c.DeviceKeys

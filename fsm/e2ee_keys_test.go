@@ -84,8 +84,6 @@ func TestKeysUploadRefusals(t *testing.T) {
 	u.mustApply(OpKeysUpload, up) // identical: fine
 	pos := u.maxPos()
 
-	u.wantRefusal(OpKeysUpload, KeysUpload{UserID: "@alice:t", DeviceID: "A1", DeviceKeys: deviceKeysJSON("@alice:t", "A1", "other")},
-		http.StatusBadRequest, "M_INVALID_PARAM")
 	u.wantRefusal(OpKeysUpload, KeysUpload{UserID: "@alice:t", DeviceID: "A1", DeviceKeys: deviceKeysJSON("@alice:t", "A2", "c1")},
 		http.StatusBadRequest, "M_INVALID_PARAM")
 	u.wantRefusal(OpKeysUpload, KeysUpload{UserID: "@alice:t", DeviceID: "A1",
@@ -175,6 +173,30 @@ func TestDeviceListChangeWakesRoomMates(t *testing.T) {
 		}
 		if got := r.DeviceListChangesSince(u.maxPos()); len(got) != 0 {
 			t.Fatalf("since now = %v", got)
+		}
+	})
+}
+
+func TestKeysUploadNewIdentityKeys(t *testing.T) {
+	u := newUDFSM(t)
+	u.world()
+	u.mustApply(OpKeysUpload, KeysUpload{UserID: "@alice:t", DeviceID: "A1", DeviceKeys: deviceKeysJSON("@alice:t", "A1", "c1")})
+	u.seed(func(w *WriteTx) error {
+		return w.put(bE2ESignatures, key("@alice:t", "A1", "@alice:t", "ed25519:SSK"), []byte("sig"))
+	})
+	pos := u.maxPos()
+	// New identity keys replace the old ones, and signatures on the old
+	// ones go with them.
+	u.mustApply(OpKeysUpload, KeysUpload{UserID: "@alice:t", DeviceID: "A1", DeviceKeys: deviceKeysJSON("@alice:t", "A1", "c2")})
+	u.view(func(r *ReadTx) {
+		if identityKeys(r.DeviceKeys("@alice:t", "A1")) != `{"curve25519:A1":"c2"}` {
+			t.Fatalf("keys = %s", r.DeviceKeys("@alice:t", "A1"))
+		}
+		if sigs := r.SignaturesOn("@alice:t", "A1"); len(sigs) != 0 {
+			t.Fatalf("signatures on the old keys kept: %v", sigs)
+		}
+		if got := r.DeviceListChangesSince(pos); len(got) != 1 {
+			t.Fatalf("changes = %v", got)
 		}
 	})
 }

@@ -115,7 +115,7 @@ func pendingKey(user, mediaID string) []byte { return key("", "p", user, mediaID
 func stagingKey(blob string) []byte          { return key("", "s", blob) }
 
 func errCannotOverwrite() *Error {
-	return Errorf(http.StatusConflict, "M_CANNOT_OVERWRITE_MEDIA", "media already uploaded")
+	return Errorf(http.StatusConflict, "M_CANNOT_OVERWRITE_MEDIA", "Media ID already has content")
 }
 
 func init() {

@@ -1,6 +1,8 @@
 package fsm
 
 import (
+	"crypto/ed25519"
+	"encoding/base64"
 	"encoding/json"
 	jsonv2 "encoding/json/v2"
 	"errors"
@@ -155,9 +157,7 @@ func (w *WriteTx) acceptEvent(room *RoomRecord, raw json.RawMessage, isCreate bo
 		return nil, nil, errBadRequest("event room_id %s does not match %s", p.RoomID, room.RoomID)
 	}
 	getEvents := func(ids []id.EventID) ([]*pdu.PDU, error) { return w.pdus(ids) }
-	noKeys := func(string, id.KeyID, time.Time) (id.SigningKey, time.Time, error) {
-		return "", time.Time{}, errors.New("no key lookup inside Apply")
-	}
+	noKeys := w.ownKeyOnly
 	if err := eventauth.Authorize(ver, p, nil, getEvents, noKeys); err != nil {
 		return nil, nil, errForbidden("event not allowed by its auth events: %v", err)
 	}
@@ -319,3 +319,14 @@ func gjsonEscape(s string) string {
 }
 
 var _ = fmt.Sprintf
+
+// ownKeyOnly is the key lookup of Apply: only the cluster's own signing key,
+// read from the store, is known there (a restricted-room join this server
+// authorised is signed with it); any other key is refused.
+func (w *WriteTx) ownKeyOnly(_ string, keyID id.KeyID, minValidUntil time.Time) (id.SigningKey, time.Time, error) {
+	if k, ok := w.SigningKey(); ok && id.KeyID(k.KeyID) == keyID && len(k.Seed) == ed25519.SeedSize {
+		pub := ed25519.NewKeyFromSeed(k.Seed).Public().(ed25519.PublicKey)
+		return id.SigningKey(base64.RawStdEncoding.EncodeToString(pub)), minValidUntil, nil
+	}
+	return "", time.Time{}, errors.New("no key lookup inside Apply")
+}

@@ -42,7 +42,8 @@ var (
 		bToDevice, bFilters, bUserStream, bForgotten, bPresence, bMedia, bMediaMeta,
 		bRelations, bThreads, bThreadHeads, bPushers,
 		bE2EDeviceKeys, bE2EOTK, bE2EOTKQueue, bE2EFallback, bE2ECrossSigning,
-		bE2ESignatures, bE2EDeviceLists, bE2EDeviceListPos, bKeyBackupVersion, bKeyBackupKeys}
+		bE2ESignatures, bE2EDeviceLists, bE2EDeviceListPos, bKeyBackupVersion, bKeyBackupKeys,
+		bOpenIDTokens, bOpenIDExpiry}
 
 	keyAppliedIndex = []byte("applied_index")
 )

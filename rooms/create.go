@@ -38,8 +38,12 @@ type StateEventSpec struct {
 	Content  json.RawMessage `json:"content"`
 }
 
-// SupportedVersions are the room versions this server creates.
-var SupportedVersions = map[id.RoomVersion]bool{"10": true, "11": true, "12": true}
+// SupportedVersions are the room versions this server creates: v3 and
+// later, whose event IDs are reference hashes (mautrix's pdu.PDU does not
+// build v1/v2 events). Older ones matter to clients and Complement (knocking
+// is tested in v7 rooms).
+var SupportedVersions = map[id.RoomVersion]bool{"3": true, "4": true, "5": true, "6": true, "7": true,
+	"8": true, "9": true, "10": true, "11": true, "12": true}
 
 // CreateRoom builds every initial event on a fresh head and commits them in
 // one command (one Raft entry, consecutive stream positions).
@@ -141,7 +145,7 @@ func (s *Service) buildInitialEvents(req CreateRoomRequest, ver id.RoomVersion, 
 		}
 	}
 	create["room_version"] = string(ver)
-	if ver == "10" {
+	if ver.CreatorInContent() {
 		create["creator"] = req.Creator
 	}
 	if ver.PrivilegedRoomCreators() && preset == "trusted_private_chat" && len(req.Invite) > 0 {

@@ -33,17 +33,17 @@ type inflightCall struct {
 	err     error
 }
 
-var sends = &inflight{calls: map[fsm.TxnKey]*inflightCall{}}
-
 // Send builds, signs and commits one event and returns its ID. A repeated
 // transaction ID returns the first event's ID and creates nothing.
 func (s *Service) Send(ctx context.Context, req SendRequest) (string, error) {
+	req.EventSpec = s.withJoinAuthoriser(req.RoomID, req.EventSpec)
 	if req.Txn == nil {
 		return s.send(ctx, req)
 	}
 	if id, ok := s.txnEventID(req.Txn); ok {
 		return id, nil
 	}
+	sends := &s.inflight
 	sends.mu.Lock()
 	if c, ok := sends.calls[*req.Txn]; ok {
 		sends.mu.Unlock()
@@ -142,11 +142,19 @@ type MembershipRequest struct {
 	DisplayName, AvatarURL string
 	IsDirect               bool
 	Txn                    *fsm.TxnKey
+	// Extra is further content from the request (POST /join/{roomIdOrAlias}
+	// puts its whole body in the event, as Synapse does); the keys above
+	// win over it.
+	Extra map[string]json.RawMessage
 }
 
 // Membership builds and commits an m.room.member event.
 func (s *Service) Membership(ctx context.Context, req MembershipRequest) (string, error) {
-	content := map[string]any{"membership": req.Membership}
+	content := map[string]any{}
+	for k, v := range req.Extra {
+		content[k] = v
+	}
+	content["membership"] = req.Membership
 	if req.Reason != "" {
 		content["reason"] = req.Reason
 	}
@@ -155,16 +163,17 @@ func (s *Service) Membership(ctx context.Context, req MembershipRequest) (string
 		if dn == "" && av == "" {
 			dn, av = s.profile(req.Target)
 		}
-		if dn != "" {
+		if _, set := content["displayname"]; dn != "" && !set {
 			content["displayname"] = dn
 		}
-		if av != "" {
+		if _, set := content["avatar_url"]; av != "" && !set {
 			content["avatar_url"] = av
 		}
 	}
 	if req.IsDirect {
 		content["is_direct"] = true
 	}
+
 	raw, _ := json.Marshal(content)
 	target := req.Target
 	return s.Send(ctx, SendRequest{RoomID: req.RoomID, Txn: req.Txn, EventSpec: EventSpec{

@@ -36,6 +36,8 @@ type Service struct {
 
 	createMu     sync.Mutex
 	lastCreateTS int64
+
+	inflight inflight
 }
 
 // New returns the room service for node. Start must run before use.
@@ -44,7 +46,8 @@ func New(node *cluster.Node, serverName string, defaultVersion string, log hclog
 		defaultVersion = "12"
 	}
 	return &Service{node: node, store: node.Store(), serverName: serverName,
-		defaultVersion: id.RoomVersion(defaultVersion), log: log, heads: map[string]*roomHead{}}
+		defaultVersion: id.RoomVersion(defaultVersion), log: log, heads: map[string]*roomHead{},
+		inflight: inflight{calls: map[fsm.TxnKey]*inflightCall{}}}
 }
 
 // ServerName is the homeserver's name.
