@@ -46,23 +46,36 @@ type handler func(w http.ResponseWriter, r *http.Request, p httprouter.Params)
 // authed wraps h so it runs only with a valid access token.
 func (a *API) authed(h handler) handler {
 	return func(w http.ResponseWriter, r *http.Request, p httprouter.Params) {
-		tok := accessToken(r)
-		if tok == "" {
-			writeError(w, http.StatusUnauthorized, "M_MISSING_TOKEN", "missing access token")
+		c, ok := a.tokenCaller(w, r)
+		if !ok {
 			return
 		}
-		var owner fsm.TokenOwner
-		var found bool
-		_ = a.store.View(func(rt *fsm.ReadTx) error {
-			owner, found = rt.LookupToken(HashToken(tok))
-			return nil
-		})
-		if !found {
-			writeJSON(w, http.StatusUnauthorized, map[string]any{
-				"errcode": "M_UNKNOWN_TOKEN", "error": "unknown or expired access token", "soft_logout": false})
-			return
-		}
-		c := &Caller{UserID: owner.UserID, DeviceID: owner.DeviceID}
 		h(w, r.WithContext(context.WithValue(r.Context(), callerKey{}, c)), p)
 	}
+}
+
+// tokenCaller resolves the request's access token; routes registered
+// without the auth middleware (UIA endpoints) call it themselves. On
+// failure it has written the 401.
+func (a *API) tokenCaller(w http.ResponseWriter, r *http.Request) (*Caller, bool) {
+	if c := callerOf(r); c != nil {
+		return c, true
+	}
+	tok := accessToken(r)
+	if tok == "" {
+		writeError(w, http.StatusUnauthorized, "M_MISSING_TOKEN", "missing access token")
+		return nil, false
+	}
+	var owner fsm.TokenOwner
+	var found bool
+	_ = a.store.View(func(rt *fsm.ReadTx) error {
+		owner, found = rt.LookupToken(HashToken(tok))
+		return nil
+	})
+	if !found {
+		writeJSON(w, http.StatusUnauthorized, map[string]any{
+			"errcode": "M_UNKNOWN_TOKEN", "error": "unknown or expired access token", "soft_logout": false})
+		return nil, false
+	}
+	return &Caller{UserID: owner.UserID, DeviceID: owner.DeviceID}, true
 }

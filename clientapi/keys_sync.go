@@ -16,10 +16,10 @@ import (
 // membership events.
 const maxMemberChain = 1000
 
-func init() { syncDeviceHook = e2eeSync }
-
-// e2eeSync fills the e2ee fields of a /sync response (sync.go's hook);
-// device_lists only for an incremental sync (since >= 0), as the spec says.
+// e2eeSync fills the e2ee fields of a /sync response inside its read
+// transaction (since is -1 for an initial sync); device_lists only for an
+// incremental sync, as the spec says. A non-empty device_lists ends a
+// long-poll.
 func e2eeSync(_ *API, rt *fsm.ReadTx, c *Caller, since int64, resp *syncResponse) {
 	resp.OTKCounts = otkCounts(rt, c.UserID, c.DeviceID)
 	resp.FallbackKeyTypes = rt.UnusedFallbackKeyTypes(c.UserID, c.DeviceID)

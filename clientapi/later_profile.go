@@ -33,28 +33,5 @@ func (a *API) deleteProfileField(w http.ResponseWriter, r *http.Request, p httpr
 	} else {
 		cmd.AvatarURL = &empty
 	}
-	var before fsm.ProfileResult
-	_ = a.store.View(func(rt *fsm.ReadTx) error {
-		if u, err := rt.User(c.UserID); err == nil {
-			before = fsm.ProfileResult{DisplayName: u.DisplayName, AvatarURL: u.AvatarURL}
-		}
-		return nil
-	})
-	v, ok := a.propose(w, r.Context(), fsm.OpProfileSet, cmd)
-	if !ok {
-		return
-	}
-	after, ok := v.(fsm.ProfileResult)
-	if !ok { // defensive, as in the PUT: derive it from the request
-		after = before
-		if field == fieldDisplayName {
-			after.DisplayName = ""
-		} else {
-			after.AvatarURL = ""
-		}
-	}
-	if after != before {
-		a.updateRoomsProfile(r.Context(), c.UserID, after)
-	}
-	writeJSON(w, http.StatusOK, struct{}{})
+	a.setProfile(w, r, c.UserID, cmd)
 }

@@ -249,35 +249,23 @@ func (a *API) moveAliases(ctx context.Context, plan *upgradePlan, newRoomID stri
 // room-specific push rules in the new room (Complement's "upgrading a room
 // carries over existing push rules for local users").
 func (a *API) copyRoomPushRules(ctx context.Context, oldRoomID, newRoomID string, logFail func(string, error)) {
+	a.copyRoomPushRulesFor(ctx, oldRoomID, newRoomID, "", logFail)
+}
+
+// copyRoomPushRulesFor copies for one user (any membership in the old
+// room), or for the old room's joined members when userID is "". A rule
+// already present in the new room is left alone, so copying twice is
+// harmless.
+func (a *API) copyRoomPushRulesFor(ctx context.Context, oldRoomID, newRoomID, userID string, logFail func(string, error)) {
 	var changes []fsm.PushRulesUpdate
 	_ = a.store.View(func(rt *fsm.ReadTx) error {
-		for userID, m := range rt.RoomMembers(oldRoomID) {
-			if m != "join" {
-				continue
-			}
-			rec, err := rt.AccountData(userID, "", fsm.PushRulesType)
-			if err != nil {
-				continue // only the defaults: nothing about this room
-			}
-			rules, err := fsm.ParsePushRules(rec.Content)
-			if err != nil {
-				continue
-			}
-			for _, kind := range fsm.PushRuleKinds {
-				for _, rule := range *rules.Global.List(kind) {
-					newID, conds, ok := retargetPushRule(kind, &rule, oldRoomID, newRoomID)
-					if !ok || rules.Global.Find(kind, newID) >= 0 {
-						continue
-					}
-					u := fsm.PushRulesUpdate{UserID: userID, Change: fsm.PushRulePut, Kind: kind, RuleID: newID,
-						Rule:     &fsm.PushRule{Conditions: conds, Pattern: rule.Pattern, Actions: rule.Actions},
-						Defaults: defaultPushRules(userID)}
-					changes = append(changes, u)
-					if !rule.Enabled {
-						u.Change, u.Rule, u.Enabled = fsm.PushRuleEnabled, nil, false
-						changes = append(changes, u)
-					}
-				}
+		if userID != "" {
+			changes = roomPushRuleCopies(rt, userID, oldRoomID, newRoomID)
+			return nil
+		}
+		for member, m := range rt.RoomMembers(oldRoomID) {
+			if m == "join" {
+				changes = append(changes, roomPushRuleCopies(rt, member, oldRoomID, newRoomID)...)
 			}
 		}
 		return nil
@@ -286,6 +274,37 @@ func (a *API) copyRoomPushRules(ctx context.Context, oldRoomID, newRoomID string
 		_, _, err := a.node.Propose(ctx, fsm.OpPushRulesUpdate, u)
 		logFail("copy push rule for "+u.UserID, err)
 	}
+}
+
+// roomPushRuleCopies lists the updates giving userID's rules about
+// oldRoomID to newRoomID.
+func roomPushRuleCopies(rt *fsm.ReadTx, userID, oldRoomID, newRoomID string) []fsm.PushRulesUpdate {
+	rec, err := rt.AccountData(userID, "", fsm.PushRulesType)
+	if err != nil {
+		return nil // only the defaults: nothing about this room
+	}
+	rules, err := fsm.ParsePushRules(rec.Content)
+	if err != nil {
+		return nil
+	}
+	var changes []fsm.PushRulesUpdate
+	for _, kind := range fsm.PushRuleKinds {
+		for _, rule := range *rules.Global.List(kind) {
+			newID, conds, ok := retargetPushRule(kind, &rule, oldRoomID, newRoomID)
+			if !ok || rules.Global.Find(kind, newID) >= 0 {
+				continue
+			}
+			u := fsm.PushRulesUpdate{UserID: userID, Change: fsm.PushRulePut, Kind: kind, RuleID: newID,
+				Rule:     &fsm.PushRule{Conditions: conds, Pattern: rule.Pattern, Actions: rule.Actions},
+				Defaults: defaultPushRules(userID)}
+			changes = append(changes, u)
+			if !rule.Enabled {
+				u.Change, u.Rule, u.Enabled = fsm.PushRuleEnabled, nil, false
+				changes = append(changes, u)
+			}
+		}
+	}
+	return changes
 }
 
 // retargetPushRule is a user rule about oldRoomID rewritten for newRoomID:

@@ -72,7 +72,7 @@ func (a *API) eventStream(w http.ResponseWriter, r *http.Request, _ httprouter.P
 		return
 	}
 	for {
-		notified, _ := a.node.Notifier().Changed()
+		notified, applied := a.node.Notifier().Changed()
 		resp, allowed, err := a.computeEventStream(c, from, roomID, limit)
 		switch {
 		case err != nil:
@@ -90,9 +90,7 @@ func (a *API) eventStream(w http.ResponseWriter, r *http.Request, _ httprouter.P
 			tok, _ := parseSyncToken(resp.Start)
 			from = &tok
 		}
-		select {
-		case <-notified:
-		case <-ctx.Done():
+		if !a.park(ctx, a.streamWatch(c.UserID, roomID, applied), notified, nil) {
 			if r.Context().Err() == nil {
 				writeJSON(w, http.StatusOK, resp)
 			}

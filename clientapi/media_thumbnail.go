@@ -37,10 +37,6 @@ var (
 	errCannotThumbnail     = errors.New("cannot generate thumbnails for the requested content")
 	errTooLargeToThumbnail = errors.New("content is too large to thumbnail")
 
-	// thumbSlots bounds concurrent decodes, and with them memory.
-	thumbSlots = make(chan struct{}, thumbnailWorkers)
-	thumbs     = &thumbCache{max: thumbCacheBytes, m: map[string]thumb{}}
-
 	thumbnailable = map[string]bool{"image/png": true, "image/apng": true, "image/jpeg": true,
 		"image/jpg": true, "image/gif": true}
 )
@@ -68,7 +64,7 @@ func (a *API) thumbnailMedia(w http.ResponseWriter, r *http.Request, p httproute
 		return
 	}
 	cacheKey := fmt.Sprintf("%s/%+v", p.ByName("mediaId"), spec)
-	t, hit := thumbs.get(cacheKey)
+	t, hit := a.thumbs.get(cacheKey)
 	if !hit {
 		var err error
 		if t, err = a.renderThumbnail(r, rec, spec); err != nil {
@@ -82,7 +78,7 @@ func (a *API) thumbnailMedia(w http.ResponseWriter, r *http.Request, p httproute
 			}
 			return
 		}
-		thumbs.put(cacheKey, t)
+		a.thumbs.put(cacheKey, t)
 	}
 	ext := map[string]string{"image/jpeg": "jpg", "image/gif": "gif"}[t.ctype]
 	if ext == "" {
@@ -101,8 +97,8 @@ func (a *API) renderThumbnail(r *http.Request, rec *fsm.MediaRecord, spec thumbS
 		return thumb{}, errCannotThumbnail
 	}
 	select {
-	case thumbSlots <- struct{}{}:
-		defer func() { <-thumbSlots }()
+	case a.thumbSlots <- struct{}{}:
+		defer func() { <-a.thumbSlots }()
 	case <-r.Context().Done():
 		return thumb{}, r.Context().Err()
 	}

@@ -124,9 +124,15 @@ func (a *API) putProfileField(w http.ResponseWriter, r *http.Request, p httprout
 		}
 		cmd.AvatarURL = &val
 	}
+	a.setProfile(w, r, c.UserID, cmd)
+}
+
+// setProfile commits a profile change and, when it changed anything, sends
+// the user's new member event to each joined room.
+func (a *API) setProfile(w http.ResponseWriter, r *http.Request, userID string, cmd fsm.ProfileSetCmd) {
 	var before fsm.ProfileResult
 	_ = a.store.View(func(rt *fsm.ReadTx) error {
-		if u, err := rt.User(c.UserID); err == nil {
+		if u, err := rt.User(userID); err == nil {
 			before = fsm.ProfileResult{DisplayName: u.DisplayName, AvatarURL: u.AvatarURL}
 		}
 		return nil
@@ -136,16 +142,17 @@ func (a *API) putProfileField(w http.ResponseWriter, r *http.Request, p httprout
 		return
 	}
 	after, ok := v.(fsm.ProfileResult)
-	if !ok { // defensive: take the request's value over the stored one
+	if !ok { // defensive: derive it from the request
 		after = before
 		if cmd.DisplayName != nil {
-			after.DisplayName = val
-		} else {
-			after.AvatarURL = val
+			after.DisplayName = *cmd.DisplayName
+		}
+		if cmd.AvatarURL != nil {
+			after.AvatarURL = *cmd.AvatarURL
 		}
 	}
 	if after != before {
-		a.updateRoomsProfile(r.Context(), c.UserID, after)
+		a.updateRoomsProfile(r.Context(), userID, after)
 	}
 	writeJSON(w, http.StatusOK, struct{}{})
 }

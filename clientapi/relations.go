@@ -100,7 +100,9 @@ func (a *API) relations(w http.ResponseWriter, r *http.Request, p httprouter.Par
 		} else {
 			rt.Relations(rr.room.RoomID, parent.EventID, from, forward, visit)
 		}
-		resp = map[string]any{"chunk": formatEvents(rt, out, c)}
+		chunk := formatEvents(rt, out, c)
+		rr.bundler(c).addAll(chunk, out)
+		resp = map[string]any{"chunk": chunk}
 		if s := q.Get("from"); s != "" {
 			resp["prev_batch"] = s
 		}
@@ -191,40 +193,6 @@ func walkRelationTree(all []relChild, from int64, forward bool, fn func(int64, f
 	}
 }
 
-// threadSummary is the m.thread bundled aggregation of a thread root
-// (threading.md): the latest reply the viewer may see, the number of
-// replies and whether the viewer took part. nil when it has no replies.
-func threadSummary(rt *fsm.ReadTx, rr *roomReader, root *fsm.EventRecord, viewer *Caller) map[string]any {
-	var latest *fsm.EventRecord
-	count, participated, examined := 0, root.Sender == viewer.UserID, 0
-	rt.Relations(rr.room.RoomID, root.EventID, math.MaxInt64, false, func(pos int64, rel fsm.RelationRecord) bool {
-		if examined++; examined > maxScan {
-			return false
-		}
-		if rel.RelType != fsm.RelThread {
-			return true
-		}
-		rec, err := rt.Event(rel.EventID)
-		if err != nil || rec.RedactedBecause != "" {
-			return true
-		}
-		count++
-		participated = participated || rel.Sender == viewer.UserID
-		if latest == nil && rr.view.canSee(rec) {
-			latest = rec
-		}
-		return true
-	})
-	if count == 0 {
-		return nil
-	}
-	summary := map[string]any{"count": count, "current_user_participated": participated}
-	if latest != nil {
-		summary["latest_event"] = formatEvent(rt, latest, viewer)
-	}
-	return summary
-}
-
 const (
 	defaultThreadsLimit = 20
 	maxThreadsLimit     = 100
@@ -270,6 +238,7 @@ func (a *API) threads(w http.ResponseWriter, r *http.Request, p httprouter.Param
 			return nil
 		}
 		chunk := []*ClientEvent{}
+		b := rr.bundler(c)
 		more, lastPos, examined := false, int64(-1), 0
 		rt.ThreadRoots(rr.room.RoomID, from, func(latestPos int64, rootID string) bool {
 			if len(chunk) >= limit || examined >= maxScan {
@@ -282,12 +251,13 @@ func (a *API) threads(w http.ResponseWriter, r *http.Request, p httprouter.Param
 			if !ok {
 				return true
 			}
-			summary := threadSummary(rt, rr, root, c)
+			agg := b.relations(root, 0)
+			summary, _ := agg[fsm.RelThread].(map[string]any)
 			if summary == nil || (include == "participated" && summary["current_user_participated"] != true) {
 				return true
 			}
 			ev := formatEvent(rt, root, c)
-			ev.Unsigned["m.relations"] = map[string]any{fsm.RelThread: summary}
+			ev.Unsigned["m.relations"] = agg
 			chunk = append(chunk, ev)
 			return true
 		})

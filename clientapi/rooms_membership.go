@@ -75,10 +75,12 @@ func (a *API) join(w http.ResponseWriter, r *http.Request, roomID string, bodyCo
 	}
 	// The service reports an unknown room as "not in room" (403); a join
 	// to a room this server does not know is 404.
-	known := false
+	known, wasJoined := false, false
 	_ = a.store.View(func(rt *fsm.ReadTx) error {
 		_, err := rt.Room(roomID)
 		known = err == nil
+		m := rt.Membership(c.UserID, roomID)
+		wasJoined = m != nil && m.Membership == "join"
 		return nil
 	})
 	if !known {
@@ -88,6 +90,10 @@ func (a *API) join(w http.ResponseWriter, r *http.Request, roomID string, bodyCo
 	if err := a.setMembershipWith(r, roomID, c.UserID, c.UserID, "join", body.Reason, extra); err != nil {
 		writeErr(w, err)
 		return
+	}
+	if !wasJoined {
+		// Push rules, tags and m.direct follow a room upgrade (best effort).
+		a.followUpgradeOnJoin(r.Context(), c.UserID, roomID)
 	}
 	writeJSON(w, http.StatusOK, map[string]string{"room_id": roomID})
 }

@@ -139,17 +139,25 @@ func (rr *roomReader) scan(from int64, forward bool, limit int, keep func(*fsm.E
 	return pg
 }
 
-// format is formatEvent with the viewer's membership at the event.
+// format is formatEvent with the viewer's membership at the event and its
+// bundled aggregations (the endpoints reading through a roomReader are
+// among those the spec lists for them).
 func (rr *roomReader) format(rec *fsm.EventRecord, viewer *Caller) *ClientEvent {
+	return rr.formatWith(rr.bundler(viewer), rec, viewer)
+}
+
+func (rr *roomReader) formatWith(b *bundler, rec *fsm.EventRecord, viewer *Caller) *ClientEvent {
 	ev := formatEvent(rr.rt, rec, viewer)
 	ev.Unsigned["membership"] = rr.view.membershipAt(rec.Pos)
+	b.add(ev, rec)
 	return ev
 }
 
 func (rr *roomReader) formatAll(recs []*fsm.EventRecord, viewer *Caller) []*ClientEvent {
+	b := rr.bundler(viewer)
 	out := make([]*ClientEvent, 0, len(recs))
 	for _, rec := range recs {
-		out = append(out, rr.format(rec, viewer))
+		out = append(out, rr.formatWith(b, rec, viewer))
 	}
 	return out
 }

@@ -191,7 +191,9 @@ func (crit *roomEventsCriteria) run(rt *fsm.ReadTx, c *Caller, cursor *searchCur
 	}
 	results := make([]map[string]any, 0, len(hits))
 	for _, h := range hits {
-		item := map[string]any{"rank": h.rank, "result": formatEvent(rt, h.rec, c)}
+		ev := formatEvent(rt, h.rec, c)
+		h.rr.bundler(c).add(ev, h.rec)
+		item := map[string]any{"rank": h.rank, "result": ev}
 		if crit.EventContext != nil {
 			item["context"] = crit.context(rt, h, c)
 		}

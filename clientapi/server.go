@@ -25,6 +25,11 @@ type API struct {
 	log   hclog.Logger
 	eph   *ephemeral
 	uia   *uiaSessions
+
+	lazy         *lazyMembers   // lazy-loaded members sent to each device
+	toDeviceAcks *toDeviceAcker // deletions of delivered to-device messages
+	thumbs       *thumbCache    // recently computed thumbnails
+	thumbSlots   chan struct{}  // bounds concurrent thumbnail decodes, and with them memory
 }
 
 // New builds the Client-Server API.
@@ -32,6 +37,9 @@ func New(cfg *config.Config, node *cluster.Node, rs *rooms.Service, log hclog.Lo
 	return &API{
 		cfg: cfg, node: node, store: node.Store(), rooms: rs, log: log,
 		eph: newEphemeral(), uia: newUIASessions(),
+		lazy: newLazyMembers(), toDeviceAcks: newToDeviceAcker(),
+		thumbs:     &thumbCache{max: thumbCacheBytes, m: map[string]thumb{}},
+		thumbSlots: make(chan struct{}, thumbnailWorkers),
 	}
 }
 

@@ -61,13 +61,6 @@ func (r *syncResponse) empty() bool {
 		len(r.ToDevice.Events) == 0 && len(r.DeviceLists.Changed) == 0 && len(r.DeviceLists.Left) == 0
 }
 
-// syncDeviceHook lets the end-to-end encryption code fill device_lists,
-// device_one_time_keys_count and device_unused_fallback_key_types (set it
-// from an init function). It runs inside the sync's read transaction;
-// since is -1 for an initial sync. A non-empty device_lists ends a
-// long-poll.
-var syncDeviceHook func(a *API, rt *fsm.ReadTx, c *Caller, since int64, resp *syncResponse)
-
 // syncParams is one /sync request, parsed.
 type syncParams struct {
 	caller    *Caller
@@ -95,12 +88,15 @@ func (a *API) sync(w http.ResponseWriter, r *http.Request, _ httprouter.Params) 
 		writeJSON(w, http.StatusOK, resp)
 		return
 	}
+	// Not bounded by the long-poll timeout: a short timeout must not skip
+	// the deletion.
+	a.ackToDevice(r.Context(), sp.caller, sp.since)
 	for {
 		// Take both wake-up channels before reading, so no change slips
 		// between the read and the wait.
-		notified, _ := a.node.Notifier().Changed()
+		notified, applied := a.node.Notifier().Changed()
 		ephChanged := a.eph.Changed()
-		resp, err := a.computeSync(sp)
+		resp, watch, err := a.computeSync(sp, applied)
 		if err != nil {
 			writeErr(w, err)
 			return
@@ -109,10 +105,7 @@ func (a *API) sync(w http.ResponseWriter, r *http.Request, _ httprouter.Params) 
 			writeJSON(w, http.StatusOK, resp)
 			return
 		}
-		select {
-		case <-notified:
-		case <-ephChanged:
-		case <-ctx.Done():
+		if !a.park(ctx, watch, notified, ephChanged) {
 			if r.Context().Err() == nil {
 				writeJSON(w, http.StatusOK, resp)
 			}
@@ -179,18 +172,20 @@ func (a *API) markPresence(userID, presence string) {
 }
 
 // computeSync builds the response from one consistent view of the store.
-func (a *API) computeSync(sp *syncParams) (*syncResponse, error) {
+// The watch tells a long-poll which wake-ups may change it; applied is the
+// notifier's index taken before the view.
+func (a *API) computeSync(sp *syncParams, applied uint64) (*syncResponse, *longPollWatch, error) {
 	resp := newSyncResponse()
+	var watch *longPollWatch
 	ephSerial := a.eph.Serial() // before any ephemeral read: a change after it is resent, never lost
 	err := a.store.View(func(rt *fsm.ReadTx) error {
 		s := newSyncer(a, rt, sp, ephSerial)
 		s.rooms(resp)
 		s.globalData(resp)
-		if syncDeviceHook != nil {
-			syncDeviceHook(a, rt, sp.caller, s.since, resp)
-		}
+		e2eeSync(a, rt, sp.caller, s.since, resp)
 		resp.NextBatch = s.nextToken().String()
+		watch = s.watch(applied)
 		return nil
 	})
-	return resp, err
+	return resp, watch, err
 }

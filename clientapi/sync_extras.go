@@ -3,7 +3,6 @@ package clientapi
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"sort"
 	"sync"
 	"time"
@@ -196,11 +195,9 @@ func (s *syncer) toDeviceEvents() []any {
 	c := s.p.caller
 	since := int64(-1)
 	if s.p.since != nil {
+		// What the token proves delivered was deleted before this view
+		// (ackToDevice); ask past it all the same in case that failed.
 		since = s.p.since.toDeviceSince()
-		// The token proves the client holds everything up to since.
-		if oldest := s.rt.ToDeviceSince(c.UserID, c.DeviceID, -1, 1); len(oldest) > 0 && oldest[0].Pos <= since {
-			s.a.ackToDevice(c.UserID, c.DeviceID, since)
-		}
 	}
 	msgs := s.rt.ToDeviceSince(c.UserID, c.DeviceID, since, maxToDevicePerSync)
 	if len(msgs) == maxToDevicePerSync {
@@ -219,52 +216,76 @@ func (s *syncer) toDeviceEvents() []any {
 	return out
 }
 
-// toDeviceAcks keeps at most one acknowledgement in flight per device (a
-// later request raises what it proposes next) and a bounded number
-// overall; an ack skipped when all slots are busy is retried by the next
-// sync.
-var toDeviceAcks = struct {
-	sync.Mutex
-	upTo  map[string]int64 // device -> highest position asked for
-	slots chan struct{}
-}{upTo: map[string]int64{}, slots: make(chan struct{}, 32)}
+// toDeviceAcker runs the deletions of delivered to-device messages; a sync
+// that finds one in flight for its device covering its token waits for it
+// instead of proposing the same deletion again.
+type toDeviceAcker struct {
+	mu       sync.Mutex
+	inflight map[string]*toDeviceAck // device -> the latest ack proposed
+}
 
-// ackToDevice proposes, in the background, deleting the device's messages
-// up to upTo.
-func (a *API) ackToDevice(userID, deviceID string, upTo int64) {
-	k := fmt.Sprintf("%p\x00%s\x00%s", a, userID, deviceID)
-	toDeviceAcks.Lock()
-	if cur, busy := toDeviceAcks.upTo[k]; busy {
-		toDeviceAcks.upTo[k] = max(cur, upTo)
-		toDeviceAcks.Unlock()
+type toDeviceAck struct {
+	upTo int64
+	done chan struct{}
+}
+
+func newToDeviceAcker() *toDeviceAcker {
+	return &toDeviceAcker{inflight: map[string]*toDeviceAck{}}
+}
+
+// toDeviceAckWait bounds how long a sync waits for its deletion to commit.
+const toDeviceAckWait = 10 * time.Second
+
+// ackToDevice deletes, before the sync with this token is computed, the
+// device's messages the token proves delivered, and waits until this node
+// has applied the deletion. Doing it synchronously keeps delivery exactly
+// once even when the client then syncs again with an older token
+// (Complement's "sendToDevice messages are not sent multiple times"). It
+// costs a commit only when something is queued at or below the token; a
+// failure is logged and retried by the next sync.
+func (a *API) ackToDevice(ctx context.Context, c *Caller, tok *syncToken) {
+	if tok == nil {
 		return
 	}
-	select {
-	case toDeviceAcks.slots <- struct{}{}:
-	default:
-		toDeviceAcks.Unlock()
+	upTo := tok.toDeviceSince()
+	pending := false
+	_ = a.store.View(func(rt *fsm.ReadTx) error {
+		oldest := rt.ToDeviceSince(c.UserID, c.DeviceID, -1, 1)
+		pending = len(oldest) > 0 && oldest[0].Pos <= upTo
+		return nil
+	})
+	if !pending {
 		return
 	}
-	toDeviceAcks.upTo[k] = upTo
-	toDeviceAcks.Unlock()
-	go func() {
-		defer func() { <-toDeviceAcks.slots }()
-		for {
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			ack := fsm.ToDeviceAck{UserID: userID, DeviceID: deviceID, UpTo: upTo}
-			if _, _, err := a.node.Propose(ctx, fsm.OpToDeviceAck, ack); err != nil {
-				a.log.Debug("to-device ack not committed; the next sync retries", "error", err)
-			}
-			cancel()
-			toDeviceAcks.Lock()
-			if next := toDeviceAcks.upTo[k]; next > upTo {
-				upTo = next
-				toDeviceAcks.Unlock()
-				continue
-			}
-			delete(toDeviceAcks.upTo, k)
-			toDeviceAcks.Unlock()
-			return
+	ctx, cancel := context.WithTimeout(ctx, toDeviceAckWait)
+	defer cancel()
+	k := c.UserID + "\x00" + c.DeviceID
+	acks := a.toDeviceAcks
+	acks.mu.Lock()
+	if cur := acks.inflight[k]; cur != nil && cur.upTo >= upTo {
+		acks.mu.Unlock()
+		select {
+		case <-cur.done:
+		case <-ctx.Done():
 		}
+		return
+	}
+	ack := &toDeviceAck{upTo: upTo, done: make(chan struct{})}
+	acks.inflight[k] = ack
+	acks.mu.Unlock()
+	defer func() {
+		acks.mu.Lock()
+		if acks.inflight[k] == ack {
+			delete(acks.inflight, k)
+		}
+		acks.mu.Unlock()
+		close(ack.done)
 	}()
+	_, idx, err := a.node.Propose(ctx, fsm.OpToDeviceAck, fsm.ToDeviceAck{UserID: c.UserID, DeviceID: c.DeviceID, UpTo: upTo})
+	if err != nil {
+		a.log.Debug("to-device ack not committed; the next sync retries", "error", err)
+		return
+	}
+	// The leader applied it; this node may still be behind.
+	a.node.Notifier().WaitApplied(ctx, idx)
 }

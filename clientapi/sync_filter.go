@@ -191,8 +191,9 @@ func (f *roomEventFilter) passesAll() bool {
 }
 
 // renderEvent formats an event as the filter asks: client format (room_id
-// dropped when stripRoom), or federation format, then event_fields.
-func (f *syncFilter) renderEvent(rt *fsm.ReadTx, rec *fsm.EventRecord, viewer *Caller, stripRoom bool, membership string) any {
+// dropped when stripRoom, then decorate when given), or federation format,
+// then event_fields.
+func (f *syncFilter) renderEvent(rt *fsm.ReadTx, rec *fsm.EventRecord, viewer *Caller, stripRoom bool, membership string, decorate func(*ClientEvent)) any {
 	if f.EventFormat == "federation" {
 		raw := []byte(rec.PDU)
 		if !gjson.GetBytes(raw, "event_id").Exists() {
@@ -212,6 +213,9 @@ func (f *syncFilter) renderEvent(rt *fsm.ReadTx, rec *fsm.EventRecord, viewer *C
 	}
 	if membership != "" {
 		ev.Unsigned["membership"] = membership
+	}
+	if decorate != nil {
+		decorate(ev)
 	}
 	if len(f.EventFields) == 0 {
 		return ev

@@ -11,40 +11,47 @@ import (
 // The record is this node's memory only; a device that moves to another node
 // or outlives an eviction just gets some redundant events, which the spec
 // allows.
+//
+// Each entry carries the next_batch position of the response that sent it:
+// only a since token at or past that position proves the client received
+// it, so a lost response retried with the same token sends the members
+// again.
 
 const (
 	maxLazyDevices = 10000
 	maxLazyRooms   = 1000 // per device
 )
 
-type lazyMembers struct {
-	mu      sync.Mutex
-	devices map[string]map[string]map[string]string // device key -> room -> user -> member event ID
+// lazySent is one member event a response carried.
+type lazySent struct {
+	eventID string
+	pos     int64 // the response's next_batch position
 }
 
-// lazyByAPI keeps one record per API instance (tests run several).
-var lazyByAPI sync.Map // *API -> *lazyMembers
+type lazyMembers struct {
+	mu      sync.Mutex
+	devices map[string]map[string]map[string]lazySent // device key -> room -> user -> sent
+}
 
-func (a *API) lazyMembers() *lazyMembers {
-	if v, ok := lazyByAPI.Load(a); ok {
-		return v.(*lazyMembers)
-	}
-	v, _ := lazyByAPI.LoadOrStore(a, &lazyMembers{devices: map[string]map[string]map[string]string{}})
-	return v.(*lazyMembers)
+func newLazyMembers() *lazyMembers {
+	return &lazyMembers{devices: map[string]map[string]map[string]lazySent{}}
 }
 
 func lazyDeviceKey(c *Caller) string { return c.UserID + "\x00" + c.DeviceID }
 
-// sent reports whether the device already holds this member event.
-func (l *lazyMembers) sent(c *Caller, roomID, userID, eventID string) bool {
+// sent reports whether the device holds this member event: a response the
+// since token proves received carried it.
+func (l *lazyMembers) sent(c *Caller, roomID, userID, eventID string, since int64) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return l.devices[lazyDeviceKey(c)][roomID][userID] == eventID
+	e, ok := l.devices[lazyDeviceKey(c)][roomID][userID]
+	return ok && e.eventID == eventID && since >= e.pos
 }
 
-// record notes the member events a response carries for the room; reset
-// forgets what was sent before (the room was synced afresh).
-func (l *lazyMembers) record(c *Caller, roomID string, recs []*fsm.EventRecord, reset bool) {
+// record notes the member events a response with next_batch position pos
+// carries for the room; reset forgets what was sent before (the room was
+// synced afresh).
+func (l *lazyMembers) record(c *Caller, roomID string, recs []*fsm.EventRecord, pos int64, reset bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	k := lazyDeviceKey(c)
@@ -56,7 +63,7 @@ func (l *lazyMembers) record(c *Caller, roomID string, recs []*fsm.EventRecord, 
 				break
 			}
 		}
-		rooms = map[string]map[string]string{}
+		rooms = map[string]map[string]lazySent{}
 		l.devices[k] = rooms
 	}
 	users := rooms[roomID]
@@ -67,12 +74,12 @@ func (l *lazyMembers) record(c *Caller, roomID string, recs []*fsm.EventRecord, 
 				break
 			}
 		}
-		users = map[string]string{}
+		users = map[string]lazySent{}
 		rooms[roomID] = users
 	}
 	for _, rec := range recs {
 		if rec.Type == "m.room.member" && rec.StateKey != nil {
-			users[*rec.StateKey] = rec.EventID
+			users[*rec.StateKey] = lazySent{eventID: rec.EventID, pos: pos}
 		}
 	}
 }
@@ -90,5 +97,5 @@ func (s *syncer) recordLazy(roomID string, stateIDs []string, tl roomTimeline, f
 		}
 	}
 	recs = append(recs, tl.recs...)
-	s.a.lazyMembers().record(s.p.caller, roomID, recs, fresh)
+	s.a.lazy.record(s.p.caller, roomID, recs, s.upto, fresh)
 }

@@ -67,6 +67,7 @@ type syncer struct {
 	pushRules   *fsm.PushRules                     // loaded for the first unread count
 	countBudget int                                // events the unread counts may still examine
 	toDevice    int64                              // last delivered to-device position when more remain
+	bundle      *bundler                           // bundled aggregations, made on first use
 }
 
 func newSyncer(a *API, rt *fsm.ReadTx, p *syncParams, ephNow int64) *syncer {
@@ -103,7 +104,17 @@ func (s *syncer) event(id string) *fsm.EventRecord {
 }
 
 func (s *syncer) render(rec *fsm.EventRecord) any {
-	return s.f.renderEvent(s.rt, rec, s.p.caller, true, s.visibility(rec.RoomID).membershipAt(rec.Pos))
+	return s.f.renderEvent(s.rt, rec, s.p.caller, true, s.visibility(rec.RoomID).membershipAt(rec.Pos), nil)
+}
+
+// renderBundled is render with the event's bundled aggregations, which
+// the spec asks for in a limited timeline (the client lacks the children).
+func (s *syncer) renderBundled(rec *fsm.EventRecord) any {
+	if s.bundle == nil {
+		s.bundle = &bundler{rt: s.rt, viewer: s.p.caller, ignored: s.ignored, vis: s.visibility, stripRoom: true}
+	}
+	return s.f.renderEvent(s.rt, rec, s.p.caller, true, s.visibility(rec.RoomID).membershipAt(rec.Pos),
+		func(ev *ClientEvent) { s.bundle.add(ev, rec) })
 }
 
 // rooms fills the join, invite, knock and leave sections.
@@ -330,7 +341,11 @@ func (s *syncer) plainTimeline(roomID string, from, upto int64, limit int) roomT
 func (s *syncer) renderTimeline(tl roomTimeline, from int64) syncTimeline {
 	out := syncTimeline{Events: make([]any, 0, len(tl.recs)), Limited: tl.limited}
 	for _, rec := range tl.recs {
-		out.Events = append(out.Events, s.render(rec))
+		if tl.limited {
+			out.Events = append(out.Events, s.renderBundled(rec))
+		} else {
+			out.Events = append(out.Events, s.render(rec))
+		}
 	}
 	switch {
 	case from < 0 && !tl.limited:

@@ -132,7 +132,7 @@ func (s *syncer) deltaStateIDs(roomID string, delta []string, tl roomTimeline) [
 		return delta
 	}
 	redundant := s.f.Room.State.IncludeRedundantMembers
-	lm := s.a.lazyMembers()
+	lm := s.a.lazy
 	have := map[string]bool{}
 	for _, id := range delta {
 		have[id] = true
@@ -148,7 +148,7 @@ func (s *syncer) deltaStateIDs(roomID string, delta []string, tl roomTimeline) [
 	sort.Strings(users)
 	for _, u := range users {
 		id, ok := s.walkBack(s.rt.StateEventID(roomID, "m.room.member", u), tl.start)
-		if ok && id != "" && !have[id] && (redundant || !lm.sent(s.p.caller, roomID, u, id)) {
+		if ok && id != "" && !have[id] && (redundant || !lm.sent(s.p.caller, roomID, u, id, s.since)) {
 			have[id] = true
 			delta = append(delta, id)
 		}

@@ -333,28 +333,3 @@ func hashPassword(password string) (string, *fsm.Error) {
 	}
 	return string(h), nil
 }
-
-// tokenCaller resolves the request's access token for routes registered
-// without the auth middleware (UIA endpoints). On failure it has written 401.
-func (a *API) tokenCaller(w http.ResponseWriter, r *http.Request) (*Caller, bool) {
-	if c := callerOf(r); c != nil {
-		return c, true
-	}
-	tok := accessToken(r)
-	if tok == "" {
-		writeError(w, http.StatusUnauthorized, "M_MISSING_TOKEN", "missing access token")
-		return nil, false
-	}
-	var owner fsm.TokenOwner
-	var found bool
-	_ = a.store.View(func(rt *fsm.ReadTx) error {
-		owner, found = rt.LookupToken(HashToken(tok))
-		return nil
-	})
-	if !found {
-		writeJSON(w, http.StatusUnauthorized, map[string]any{
-			"errcode": "M_UNKNOWN_TOKEN", "error": "unknown or expired access token", "soft_logout": false})
-		return nil, false
-	}
-	return &Caller{UserID: owner.UserID, DeviceID: owner.DeviceID}, true
-}

@@ -133,6 +133,11 @@ func applyRegister(w *WriteTx, cmd *Command) (any, error) {
 	if err := checkUserID(c.UserID); err != nil {
 		return nil, err
 	}
+	if c.PasswordHash != "" {
+		if err := checkPasswordHash(c.PasswordHash); err != nil {
+			return nil, err
+		}
+	}
 	if _, err := w.User(c.UserID); err == nil {
 		return nil, Errorf(http.StatusBadRequest, "M_USER_IN_USE", "User ID already taken.")
 	}
@@ -237,6 +242,9 @@ func applySetPassword(w *WriteTx, cmd *Command) (any, error) {
 	}
 	if c.PasswordHash == "" {
 		return nil, errBadRequest("password_hash is required")
+	}
+	if err := checkPasswordHash(c.PasswordHash); err != nil {
+		return nil, err
 	}
 	u.PasswordHash = c.PasswordHash
 	if err := w.putJSON(bUsers, []byte(c.UserID), u); err != nil {

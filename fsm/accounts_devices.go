@@ -19,6 +19,16 @@ func checkUserID(userID string) error {
 	return nil
 }
 
+// checkPasswordHash refuses what is not a bcrypt hash (the proposer's
+// hashPassword output): a password must never enter the log or the store
+// in clear (invariant 1), even through a proposer bug.
+func checkPasswordHash(h string) error {
+	if len(h) != 60 || !(strings.HasPrefix(h, "$2a$") || strings.HasPrefix(h, "$2b$") || strings.HasPrefix(h, "$2y$")) || h[6] != '$' {
+		return errBadRequest("password_hash is not a bcrypt hash")
+	}
+	return nil
+}
+
 // checkNewDevice validates a device a command creates or re-keys, before
 // anything is written.
 func (w *WriteTx) checkNewDevice(d *NewDevice) error {

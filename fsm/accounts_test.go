@@ -67,6 +67,16 @@ func (a *acctFSM) owner(token string) (TokenOwner, bool) {
 	return o, ok
 }
 
+// ph is a stand-in bcrypt hash (the shape Apply insists on), distinct per
+// name.
+func ph(name string) string {
+	h := "$2a$10$" + name
+	for len(h) < 60 {
+		h += "."
+	}
+	return h
+}
+
 func th(token string) []byte {
 	s := sha256.Sum256([]byte(token))
 	return s[:]
@@ -87,7 +97,7 @@ const alice = "@alice:test.local"
 
 func registerAlice(a *acctFSM) {
 	a.t.Helper()
-	a.mustApply(OpAccountRegister, RegisterCmd{UserID: alice, PasswordHash: "h1", DisplayName: "alice",
+	a.mustApply(OpAccountRegister, RegisterCmd{UserID: alice, PasswordHash: ph("h1"), DisplayName: "alice",
 		Device: &NewDevice{DeviceID: "DEV1", DisplayName: "phone", TokenHash: th("tok1"), IP: "127.0.0.1"}})
 }
 
@@ -96,7 +106,7 @@ func TestAccountRegister(t *testing.T) {
 	registerAlice(a)
 	a.view(func(r *ReadTx) {
 		u, err := r.User(alice)
-		if err != nil || u.PasswordHash != "h1" || u.DisplayName != "alice" || u.CreatedTS != 1700000000000 {
+		if err != nil || u.PasswordHash != ph("h1") || u.DisplayName != "alice" || u.CreatedTS != 1700000000000 {
 			t.Fatalf("user record: %+v %v", u, err)
 		}
 		d, err := r.Device(alice, "DEV1")
@@ -148,12 +158,12 @@ func TestAccountLogin(t *testing.T) {
 	registerAlice(a)
 
 	// A new device.
-	v := a.mustApply(OpAccountLogin, LoginCmd{UserID: alice, PasswordHash: "h1", Device: NewDevice{DeviceID: "DEV2", DisplayName: "laptop", TokenHash: th("tok2")}})
+	v := a.mustApply(OpAccountLogin, LoginCmd{UserID: alice, PasswordHash: ph("h1"), Device: NewDevice{DeviceID: "DEV2", DisplayName: "laptop", TokenHash: th("tok2")}})
 	if res := v.(LoginResult); res.Existed || res.DeviceID != "DEV2" {
 		t.Fatalf("login result %+v", res)
 	}
 	// Reusing DEV1 replaces its token and keeps its display name.
-	v = a.mustApply(OpAccountLogin, LoginCmd{UserID: alice, PasswordHash: "h1", Device: NewDevice{DeviceID: "DEV1", DisplayName: "ignored", TokenHash: th("tok1b")}})
+	v = a.mustApply(OpAccountLogin, LoginCmd{UserID: alice, PasswordHash: ph("h1"), Device: NewDevice{DeviceID: "DEV1", DisplayName: "ignored", TokenHash: th("tok1b")}})
 	if res := v.(LoginResult); !res.Existed {
 		t.Fatalf("login result %+v", res)
 	}
@@ -179,9 +189,9 @@ func TestAccountLogin(t *testing.T) {
 		status  int
 		errcode string
 	}{
-		{"unknown user", LoginCmd{UserID: "@nobody:test.local", PasswordHash: "h1", Device: NewDevice{DeviceID: "X", TokenHash: th("x")}}, 403, "M_FORBIDDEN"},
-		{"password changed meanwhile", LoginCmd{UserID: alice, PasswordHash: "old", Device: NewDevice{DeviceID: "X", TokenHash: th("x")}}, 403, "M_FORBIDDEN"},
-		{"token collision", LoginCmd{UserID: alice, PasswordHash: "h1", Device: NewDevice{DeviceID: "X", TokenHash: th("tok2")}}, 500, "M_UNKNOWN"},
+		{"unknown user", LoginCmd{UserID: "@nobody:test.local", PasswordHash: ph("h1"), Device: NewDevice{DeviceID: "X", TokenHash: th("x")}}, 403, "M_FORBIDDEN"},
+		{"password changed meanwhile", LoginCmd{UserID: alice, PasswordHash: ph("old"), Device: NewDevice{DeviceID: "X", TokenHash: th("x")}}, 403, "M_FORBIDDEN"},
+		{"token collision", LoginCmd{UserID: alice, PasswordHash: ph("h1"), Device: NewDevice{DeviceID: "X", TokenHash: th("tok2")}}, 500, "M_UNKNOWN"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -200,7 +210,7 @@ func TestAccountLogoutAndDevices(t *testing.T) {
 	a := newAcctFSM(t)
 	registerAlice(a)
 	for _, d := range []string{"DEV2", "DEV3", "DEV4"} {
-		a.mustApply(OpAccountLogin, LoginCmd{UserID: alice, PasswordHash: "h1", Device: NewDevice{DeviceID: d, TokenHash: th(d)}})
+		a.mustApply(OpAccountLogin, LoginCmd{UserID: alice, PasswordHash: ph("h1"), Device: NewDevice{DeviceID: d, TokenHash: th(d)}})
 	}
 	a.mustApply(OpAccountLogout, LogoutCmd{UserID: alice, DeviceID: "DEV2"})
 	if _, ok := a.owner("DEV2"); ok {
@@ -243,18 +253,18 @@ func TestAccountLogoutAndDevices(t *testing.T) {
 func TestAccountSetPassword(t *testing.T) {
 	a := newAcctFSM(t)
 	registerAlice(a)
-	a.mustApply(OpAccountLogin, LoginCmd{UserID: alice, PasswordHash: "h1", Device: NewDevice{DeviceID: "DEV2", TokenHash: th("tok2")}})
-	a.mustApply(OpAccountLogin, LoginCmd{UserID: alice, PasswordHash: "h1", Device: NewDevice{DeviceID: "DEV3", TokenHash: th("tok3")}})
+	a.mustApply(OpAccountLogin, LoginCmd{UserID: alice, PasswordHash: ph("h1"), Device: NewDevice{DeviceID: "DEV2", TokenHash: th("tok2")}})
+	a.mustApply(OpAccountLogin, LoginCmd{UserID: alice, PasswordHash: ph("h1"), Device: NewDevice{DeviceID: "DEV3", TokenHash: th("tok3")}})
 
 	// Without logout_devices every token survives.
-	a.mustApply(OpAccountSetPassword, SetPasswordCmd{UserID: alice, PasswordHash: "h2"})
+	a.mustApply(OpAccountSetPassword, SetPasswordCmd{UserID: alice, PasswordHash: ph("h2")})
 	for _, tok := range []string{"tok1", "tok2", "tok3"} {
 		if _, ok := a.owner(tok); !ok {
 			t.Fatalf("token %s revoked", tok)
 		}
 	}
 	// With it only the kept device survives.
-	a.mustApply(OpAccountSetPassword, SetPasswordCmd{UserID: alice, PasswordHash: "h3", LogoutDevices: true, KeepDevice: "DEV2"})
+	a.mustApply(OpAccountSetPassword, SetPasswordCmd{UserID: alice, PasswordHash: ph("h3"), LogoutDevices: true, KeepDevice: "DEV2"})
 	if _, ok := a.owner("tok2"); !ok {
 		t.Fatal("kept device lost its token")
 	}
@@ -264,15 +274,15 @@ func TestAccountSetPassword(t *testing.T) {
 		}
 	}
 	a.view(func(r *ReadTx) {
-		if u, _ := r.User(alice); u.PasswordHash != "h3" {
+		if u, _ := r.User(alice); u.PasswordHash != ph("h3") {
 			t.Fatalf("hash %q", u.PasswordHash)
 		}
 	})
 	// A login checked against the old hash is refused.
-	_, err := a.apply(OpAccountLogin, LoginCmd{UserID: alice, PasswordHash: "h1", Device: NewDevice{DeviceID: "X", TokenHash: th("x")}})
+	_, err := a.apply(OpAccountLogin, LoginCmd{UserID: alice, PasswordHash: ph("h1"), Device: NewDevice{DeviceID: "X", TokenHash: th("x")}})
 	wantErrcode(t, err, 403, "M_FORBIDDEN")
 
-	_, err = a.apply(OpAccountSetPassword, SetPasswordCmd{UserID: "@nobody:test.local", PasswordHash: "h"})
+	_, err = a.apply(OpAccountSetPassword, SetPasswordCmd{UserID: "@nobody:test.local", PasswordHash: ph("h")})
 	wantErrcode(t, err, 404, "M_NOT_FOUND")
 }
 
@@ -292,9 +302,9 @@ func TestAccountDeactivate(t *testing.T) {
 			t.Fatalf("%d devices", n)
 		}
 	})
-	_, err := a.apply(OpAccountLogin, LoginCmd{UserID: alice, PasswordHash: "h1", Device: NewDevice{DeviceID: "X", TokenHash: th("x")}})
+	_, err := a.apply(OpAccountLogin, LoginCmd{UserID: alice, PasswordHash: ph("h1"), Device: NewDevice{DeviceID: "X", TokenHash: th("x")}})
 	wantErrcode(t, err, 403, "M_USER_DEACTIVATED")
-	_, err = a.apply(OpAccountSetPassword, SetPasswordCmd{UserID: alice, PasswordHash: "h2"})
+	_, err = a.apply(OpAccountSetPassword, SetPasswordCmd{UserID: alice, PasswordHash: ph("h2")})
 	wantErrcode(t, err, 403, "M_USER_DEACTIVATED")
 	_, err = a.apply(OpAccountRegister, RegisterCmd{UserID: alice})
 	wantErrcode(t, err, 400, "M_USER_IN_USE")
@@ -336,9 +346,9 @@ func TestAccountsDeterministic(t *testing.T) {
 		a := newAcctFSM(t)
 		registerAlice(a)
 		for _, d := range []string{"B", "A", "C"} {
-			a.mustApply(OpAccountLogin, LoginCmd{UserID: alice, PasswordHash: "h1", Device: NewDevice{DeviceID: d, TokenHash: th(d)}})
+			a.mustApply(OpAccountLogin, LoginCmd{UserID: alice, PasswordHash: ph("h1"), Device: NewDevice{DeviceID: d, TokenHash: th(d)}})
 		}
-		a.mustApply(OpAccountSetPassword, SetPasswordCmd{UserID: alice, PasswordHash: "h2", LogoutDevices: true, KeepDevice: "A"})
+		a.mustApply(OpAccountSetPassword, SetPasswordCmd{UserID: alice, PasswordHash: ph("h2"), LogoutDevices: true, KeepDevice: "A"})
 		var buf bytes.Buffer
 		a.view(func(r *ReadTx) {
 			for _, b := range [][]byte{bUsers, bDevices, bTokens} {

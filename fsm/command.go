@@ -74,6 +74,10 @@ func errBadRequest(format string, args ...any) *Error {
 	return Errorf(http.StatusBadRequest, "M_BAD_JSON", format, args...)
 }
 
+func errTooLarge(format string, args ...any) *Error {
+	return Errorf(http.StatusRequestEntityTooLarge, "M_TOO_LARGE", format, args...)
+}
+
 func errNotFound(format string, args ...any) *Error {
 	return Errorf(http.StatusNotFound, "M_NOT_FOUND", format, args...)
 }
@@ -87,6 +91,11 @@ type Result struct {
 // applyFunc applies one decoded command. It must validate everything before
 // its first write; if it fails after writing, the whole batch is redone
 // without it (see ApplyBatch), so a refusal never leaves a partial write.
+// A panic is turned into a refusal the same way, and so is a command that
+// asks for more than 65536 stream positions (see runHandler); both are
+// bugs or abuse to fix at the source, the guard only keeps every node from
+// crashing on the same entry. Anything iterated while writing (or while
+// choosing which refusal to report) is iterated in sorted order.
 type applyFunc func(w *WriteTx, cmd *Command) (any, error)
 
 var handlers = map[string]applyFunc{}

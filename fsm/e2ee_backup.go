@@ -240,12 +240,15 @@ func applyBackupPutKeys(w *WriteTx, cmd *Command) (any, error) {
 	if cur.Version != c.Version {
 		return nil, Errorf(http.StatusForbidden, "M_WRONG_ROOM_KEYS_VERSION", "Wrong backup version.")
 	}
-	for roomID, sessions := range c.Rooms {
+	// Sorted, like the writes below: which refusal is reported must not
+	// depend on map order either.
+	for _, roomID := range sortedStringKeys(c.Rooms) {
 		if roomID == "" || strings.ContainsRune(roomID, 0) {
 			return nil, errBadRequest("invalid room ID")
 		}
-		for sessionID, d := range sessions {
-			if sessionID == "" || strings.ContainsRune(sessionID, 0) || !isJSONObject(d.SessionData) {
+		sessions := c.Rooms[roomID]
+		for _, sessionID := range sortedStringKeys(sessions) {
+			if sessionID == "" || strings.ContainsRune(sessionID, 0) || !isJSONObject(sessions[sessionID].SessionData) {
 				return nil, errBadRequest("invalid session ID or session_data")
 			}
 		}

@@ -12,7 +12,18 @@ import (
 
 // markDeviceListChanged records a change of userID's device list at a new
 // position and wakes everyone who shares a room with them.
+//
+// A command that changes the list of the same user several times (logout
+// of every device, say) records it once: its positions all fall between
+// the same two sync tokens, and each record scans the user's rooms.
 func (w *WriteTx) markDeviceListChanged(userID string) error {
+	if w.deviceListsMarked[userID] {
+		return nil
+	}
+	if w.deviceListsMarked == nil {
+		w.deviceListsMarked = map[string]bool{}
+	}
+	w.deviceListsMarked[userID] = true
 	if old := w.get(bE2EDeviceListPos, []byte(userID)); old != nil {
 		if err := w.del(bE2EDeviceLists, old); err != nil {
 			return err

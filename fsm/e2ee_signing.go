@@ -72,9 +72,15 @@ func CrossSigningPublicKey(raw json.RawMessage) (string, bool) {
 	return "", false
 }
 
-// CrossSigningKey is the user's stored key of the usage (nil if none).
+// CrossSigningKey is the user's stored key of the usage (nil if none). It
+// is a copy: bbolt's memory is only valid inside the transaction (and is
+// unmapped when Restore swaps the file).
 func (r *ReadTx) CrossSigningKey(userID, usage string) json.RawMessage {
-	return r.get(bE2ECrossSigning, key(userID, usage))
+	v := r.get(bE2ECrossSigning, key(userID, usage))
+	if v == nil {
+		return nil
+	}
+	return append(json.RawMessage{}, v...)
 }
 
 func applyCrossSigningUpload(w *WriteTx, cmd *Command) (any, error) {
@@ -127,6 +133,9 @@ func applySignaturesUpload(w *WriteTx, cmd *Command) (any, error) {
 	c, err := decode[SignaturesUpload](cmd)
 	if err != nil {
 		return nil, err
+	}
+	if c.Signer == "" || strings.ContainsRune(c.Signer, 0) {
+		return nil, errBadRequest("signer is empty or invalid")
 	}
 	for _, e := range c.Entries {
 		for _, s := range []string{e.TargetUser, e.TargetKey, e.SignerKeyID} {

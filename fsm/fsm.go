@@ -3,8 +3,11 @@ package fsm
 import (
 	"fmt"
 	"io"
+	"net/http"
 	"os"
+	"runtime/debug"
 	"sync/atomic"
+	"time"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
@@ -127,7 +130,29 @@ func (f *FSM) applyOne(w *WriteTx, data []byte) (v any, err error) {
 	if !ok {
 		return nil, errBadRequest("unknown command %q", cmd.Op)
 	}
-	return h(w, cmd)
+	return runHandler(h, w, cmd, f.log)
+}
+
+// runHandler runs one handler and turns what must not reach the store into
+// a refusal: a panic (every node would hit it at the same entry and crash
+// again after each restart) and a command that took more stream positions
+// than one index has. Both are deterministic, so every node refuses alike;
+// a refusal after a write is rolled back by ApplyBatch (w.dirty).
+func runHandler(h applyFunc, w *WriteTx, cmd *Command, log hclog.Logger) (v any, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			if log != nil {
+				log.Error("command handler panicked; refusing the command", "op", cmd.Op, "index", w.index,
+					"panic", p, "stack", string(debug.Stack()))
+			}
+			v, err = nil, Errorf(http.StatusInternalServerError, "M_UNKNOWN", "internal error applying %s", cmd.Op)
+		}
+	}()
+	v, err = h(w, cmd)
+	if err == nil && w.posOverflow {
+		return nil, errTooLarge("%s needs more than %d stream positions", cmd.Op, maxSubPos)
+	}
+	return v, err
 }
 
 // Snapshot captures a consistent read transaction; Persist streams it while
@@ -174,15 +199,39 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 	}
 	if err := out.Sync(); err != nil {
 		out.Close()
+		os.Remove(tmp)
 		return err
 	}
 	if err := out.Close(); err != nil {
+		os.Remove(tmp)
 		return err
+	}
+	// A truncated or foreign snapshot must not replace a working store.
+	if err := checkStoreFile(tmp); err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("restore: snapshot is not a store: %w", err)
 	}
 	f.cache.clear()
 	if err := f.store.replace(tmp); err != nil {
 		return err
 	}
+	f.cache.clear()
 	f.notifier.reset(f.store.AppliedIndex())
 	return nil
+}
+
+// checkStoreFile opens a store file read-only and checks it has the meta
+// bucket every store has.
+func checkStoreFile(path string) error {
+	db, err := bolt.Open(path, 0o600, &bolt.Options{ReadOnly: true, Timeout: time.Second})
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	return db.View(func(tx *bolt.Tx) error {
+		if tx.Bucket(bMeta) == nil {
+			return fmt.Errorf("no %s bucket", bMeta)
+		}
+		return nil
+	})
 }

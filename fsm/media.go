@@ -195,6 +195,12 @@ func applyMediaChunk(w *WriteTx, cmd *Command) (any, error) {
 	if w.get(bMedia, chunkKey(c.Blob, c.Index)) != nil {
 		return nil, Errorf(http.StatusConflict, "M_UNKNOWN", "chunk %d already stored", c.Index)
 	}
+	if !staged && w.hasPrefix(bMedia, prefix(c.Blob)) {
+		// Chunks without a staging record belong to a committed blob: a
+		// chunk added now would restage it, and an abort or the sweep
+		// would then delete committed content.
+		return nil, Errorf(http.StatusConflict, "M_UNKNOWN", "upload %s is already committed", c.Blob)
+	}
 	if !staged {
 		st = stagingRecord{UserID: c.UserID, StartedTS: cmd.TS}
 		if err := w.putJSON(bMediaMeta, stagingKey(c.Blob), st); err != nil {

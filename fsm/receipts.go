@@ -23,6 +23,10 @@ const (
 	ReceiptFullyRead   = "m.fully_read"
 )
 
+// MaxReceiptsPerCommand bounds one OpReceiptPut (each receipt takes a
+// stream position); the client API sends at most two.
+const MaxReceiptsPerCommand = 16
+
 // ReceiptPut is the payload of OpReceiptPut. The receipts' ts is the
 // command's TS (the proposer's clock).
 type ReceiptPut struct {
@@ -53,6 +57,9 @@ func init() {
 		c, err := decode[ReceiptPut](cmd)
 		if err != nil {
 			return nil, err
+		}
+		if len(c.Receipts) > MaxReceiptsPerCommand {
+			return nil, errTooLarge("%d receipts in one command; at most %d", len(c.Receipts), MaxReceiptsPerCommand)
 		}
 		if err := w.checkRoomForUser(c.RoomID, c.UserID, true); err != nil {
 			return nil, err

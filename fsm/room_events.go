@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/tidwall/gjson"
@@ -69,6 +70,9 @@ func applyRoomEvents(w *WriteTx, cmd *Command) (any, error) {
 			return nil, Errorf(http.StatusBadRequest, "M_ROOM_IN_USE", "room %s already exists", c.RoomID)
 		}
 		for _, a := range c.Create.Aliases {
+			if err := checkAlias(a); err != nil {
+				return nil, err
+			}
 			if _, _, taken := w.AliasRoom(a); taken {
 				return nil, Errorf(http.StatusBadRequest, "M_ROOM_IN_USE", "alias %s is already in use", a)
 			}
@@ -83,6 +87,10 @@ func applyRoomEvents(w *WriteTx, cmd *Command) (any, error) {
 	}
 	if len(c.Events) == 0 {
 		return nil, errBadRequest("no events")
+	}
+	if len(c.Events) > maxSubPos {
+		// Each event takes a stream position of this index.
+		return nil, errTooLarge("%d events in one command; at most %d", len(c.Events), maxSubPos)
 	}
 	res := &RoomEventsResult{}
 	for i, raw := range c.Events {
@@ -156,6 +164,11 @@ func (w *WriteTx) acceptEvent(room *RoomRecord, raw json.RawMessage, isCreate bo
 	if !isCreate && p.RoomID.String() != room.RoomID {
 		return nil, nil, errBadRequest("event room_id %s does not match %s", p.RoomID, room.RoomID)
 	}
+	if isCreate && createRoomID(p, evID, ver) != room.RoomID {
+		// Every later event would fail auth against a create event of
+		// another room: the room would be stored but unusable.
+		return nil, nil, errBadRequest("create event is for room %s, not %s", createRoomID(p, evID, ver), room.RoomID)
+	}
 	getEvents := func(ids []id.EventID) ([]*pdu.PDU, error) { return w.pdus(ids) }
 	noKeys := w.ownKeyOnly
 	if err := eventauth.Authorize(ver, p, nil, getEvents, noKeys); err != nil {
@@ -181,6 +194,15 @@ func (w *WriteTx) acceptEvent(room *RoomRecord, raw json.RawMessage, isCreate bo
 		rec.RoomID = room.RoomID
 	}
 	return rec, p, nil
+}
+
+// createRoomID is the room a create event creates: its room_id, or for
+// room versions without one (v12) the room ID derived from its event ID.
+func createRoomID(p *pdu.PDU, evID id.EventID, ver id.RoomVersion) string {
+	if ver.RoomIDIsCreateEventID() {
+		return "!" + strings.TrimPrefix(string(evID), "$")
+	}
+	return p.RoomID.String()
 }
 
 // pdus loads events by ID for the auth checks; a missing one is nil.

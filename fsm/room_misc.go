@@ -1,6 +1,10 @@
 package fsm
 
-import "net/http"
+import (
+	"crypto/ed25519"
+	"net/http"
+	"strings"
+)
 
 // Room commands that are not events: aliases, directory visibility, forget,
 // and the server signing key.
@@ -45,6 +49,9 @@ func init() {
 		if err != nil {
 			return nil, err
 		}
+		if err := checkAlias(c.Alias); err != nil {
+			return nil, err
+		}
 		if _, _, taken := w.AliasRoom(c.Alias); taken {
 			return nil, Errorf(http.StatusConflict, "M_UNKNOWN", "alias %s already exists", c.Alias)
 		}
@@ -80,6 +87,9 @@ func init() {
 		if err != nil {
 			return nil, err
 		}
+		if c.UserID == "" || c.RoomID == "" || strings.ContainsRune(c.UserID+c.RoomID, 0) {
+			return nil, errBadRequest("user_id and room_id are required")
+		}
 		if m := w.Membership(c.UserID, c.RoomID); m != nil && (m.Membership == "join" || m.Membership == "invite") {
 			return nil, Errorf(http.StatusBadRequest, "M_UNKNOWN", "leave the room before forgetting it")
 		}
@@ -96,8 +106,22 @@ func init() {
 		if existing, ok := w.SigningKey(); ok {
 			return existing, nil
 		}
+		// Nor may a malformed one become the first (it could never be
+		// replaced).
+		if !strings.HasPrefix(c.KeyID, "ed25519:") || len(c.KeyID) == len("ed25519:") || len(c.Seed) != ed25519.SeedSize {
+			return nil, errBadRequest("signing key must be an ed25519 key ID and a %d-byte seed", ed25519.SeedSize)
+		}
 		return c, w.putJSON(bMeta, keySigningKey, c)
 	})
+}
+
+// checkAlias is the shape Apply can check itself: the store key must be
+// non-empty and fit bbolt, and NUL is refused as everywhere.
+func checkAlias(alias string) error {
+	if alias == "" || len(alias) > 255 || strings.ContainsRune(alias, 0) {
+		return errBadRequest("invalid room alias %q", alias)
+	}
+	return nil
 }
 
 // SigningKey is the cluster's signing key, if generated yet.

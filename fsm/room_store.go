@@ -5,6 +5,7 @@ import (
 	"slices"
 
 	"github.com/tidwall/gjson"
+	"maunium.net/go/mautrix/crypto/canonicaljson"
 	"maunium.net/go/mautrix/federation/pdu"
 	"maunium.net/go/mautrix/id"
 )
@@ -77,6 +78,18 @@ func (w *WriteTx) setMembership(roomID, userID, membership, eventID string, pos 
 	return w.putJSON(bMembership, key(userID, roomID), MembershipRecord{Membership: membership, EventID: eventID, Pos: pos})
 }
 
+// marshalPDU encodes a PDU for the store. encoding/json/v2 writes map
+// entries (a PDU's signatures) in random order unless told otherwise, which
+// would make nodes store different bytes: canonical JSON (sorted keys, as
+// Matrix signs it) is the same on every node and every version; the
+// deterministic v2 encoding is the fallback for what canonical JSON refuses.
+func marshalPDU(p *pdu.PDU) ([]byte, error) {
+	if raw, err := canonicaljson.Marshal(p); err == nil {
+		return raw, nil
+	}
+	return jsonv2.Marshal(p, jsonv2.Deterministic(true))
+}
+
 // applyRedaction replaces the target's stored PDU by its redacted form; the
 // signatures and hashes stay valid for federation.
 func (w *WriteTx) applyRedaction(room *RoomRecord, redactionID, target string) error {
@@ -92,7 +105,7 @@ func (w *WriteTx) applyRedaction(room *RoomRecord, redactionID, target string) e
 		return err
 	}
 	red := p.Redact(id.RoomVersion(room.Version))
-	raw, err := jsonv2.Marshal(red)
+	raw, err := marshalPDU(red)
 	if err != nil {
 		return err
 	}

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"sync"
 	"time"
 
@@ -140,24 +141,48 @@ func (s *Store) AppliedIndex() uint64 {
 }
 
 // replace swaps the store file for the one at newPath (already complete).
+// The new file is renamed over the old one and opened while the old
+// *bolt.DB stays open (its file is unlinked but still mapped); mu is held
+// only to swap the pointer. Readers that began before the swap finish on
+// the old view, new ones see the new file, and closing the old DB, which
+// waits for them and for a snapshot still being persisted from it, holds
+// nobody up.
 func (s *Store) replace(newPath string) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.db != nil {
-		if err := s.db.Close(); err != nil {
-			return err
-		}
-		s.db = nil
+	s.mu.RLock()
+	open := s.db != nil
+	s.mu.RUnlock()
+	if !open {
+		return errors.New("store closed")
 	}
 	if err := os.Rename(newPath, s.path); err != nil {
 		return fmt.Errorf("swap store: %w", err)
 	}
+	// Best effort: a rename lost to a power cut leaves the old store, which
+	// is behind the snapshot and is rebuilt at start (or set aside, see
+	// durability.go).
+	_ = syncDir(filepath.Dir(s.path))
 	db, err := openBolt(s.path, s.noSync)
-	if err != nil {
-		return err
+	s.mu.Lock()
+	old := s.db
+	switch {
+	case old == nil:
+		// Closed meanwhile (shutdown): stay closed.
+		if db != nil {
+			db.Close()
+		}
+		err = errors.Join(err, errors.New("store closed"))
+	case err != nil:
+		// The file on disk is already the new one: writing on through the
+		// old DB would diverge from it, so the store stops here.
+		s.db = nil
+	default:
+		s.db = db
 	}
-	s.db = db
-	return nil
+	s.mu.Unlock()
+	if old != nil {
+		_ = old.Close() // the swap is done; nothing writes through it again
+	}
+	return err
 }
 
 func u64(v uint64) []byte {

@@ -3,6 +3,7 @@ package fsm
 import (
 	"encoding/json"
 	"sort"
+	"strings"
 )
 
 // To-device messages are queued per device under
@@ -50,6 +51,11 @@ func init() {
 		if err != nil {
 			return nil, err
 		}
+		// A NUL would make the key prefix reach into another device's
+		// queue.
+		if c.UserID == "" || c.DeviceID == "" || strings.ContainsRune(c.UserID+c.DeviceID, 0) {
+			return nil, errBadRequest("user_id and device_id are required")
+		}
 		return nil, w.ackToDevice(c.UserID, c.DeviceID, c.UpTo)
 	})
 }
@@ -65,9 +71,10 @@ func applyToDeviceSend(w *WriteTx, cmd *Command) (any, error) {
 	if c.Type == "" {
 		return nil, errBadRequest("to-device event type is empty")
 	}
-	for _, devices := range c.Messages {
-		for _, content := range devices {
-			if !isJSONObject(content) {
+	for _, userID := range sortedStringKeys(c.Messages) {
+		devices := c.Messages[userID]
+		for _, target := range sortedStringKeys(devices) {
+			if !isJSONObject(devices[target]) {
 				return nil, errBadRequest("to-device content must be a JSON object")
 			}
 		}

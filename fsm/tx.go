@@ -93,22 +93,41 @@ func hasPrefix(k, p []byte) bool {
 	return len(k) >= len(p) && string(k[:len(p)]) == string(p)
 }
 
+// maxSubPos is how many stream positions one command may take: the low
+// posShift bits of a position. A command that needs more is refused (see
+// runHandler), never allowed to spill into the next index's positions.
+const maxSubPos = 1 << posShift
+
 // WriteTx is the transaction one Apply batch writes through.
 type WriteTx struct {
 	ReadTx
 	index uint64
 	sub   uint64
 	dirty bool
+	// posOverflow is set when the command asked for more than maxSubPos
+	// positions; runHandler refuses such a command.
+	posOverflow bool
 	// touched collects who should be woken once the batch commits.
 	touched *Touched
 	cache   *pduCache
+	// deviceListsMarked: users whose device list change this command has
+	// already recorded (one position per user and command is enough: a
+	// sync token never falls inside one command's positions).
+	deviceListsMarked map[string]bool
 }
 
 // Index is the Raft index of the command being applied.
 func (w *WriteTx) Index() uint64 { return w.index }
 
-// NextPos hands out the next stream position of this command.
+// NextPos hands out the next stream position of this command. Past
+// maxSubPos positions it keeps returning the command's last position and
+// flags the command, which runHandler then refuses (and ApplyBatch rolls
+// back).
 func (w *WriteTx) NextPos() int64 {
+	if w.sub >= maxSubPos {
+		w.posOverflow = true
+		return int64(w.index<<posShift | (maxSubPos - 1))
+	}
 	p := int64(w.index<<posShift | w.sub)
 	w.sub++
 	return p
