@@ -30,6 +30,7 @@ type API struct {
 	toDeviceAcks *toDeviceAcker // deletions of delivered to-device messages
 	thumbs       *thumbCache    // recently computed thumbnails
 	thumbSlots   chan struct{}  // bounds concurrent thumbnail decodes, and with them memory
+	unread       *unreadCache   // per user and room, so syncs count only new events
 }
 
 // New builds the Client-Server API.
@@ -37,7 +38,7 @@ func New(cfg *config.Config, node *cluster.Node, rs *rooms.Service, log hclog.Lo
 	return &API{
 		cfg: cfg, node: node, store: node.Store(), rooms: rs, log: log,
 		eph: newEphemeral(), uia: newUIASessions(),
-		lazy: newLazyMembers(), toDeviceAcks: newToDeviceAcker(),
+		lazy: newLazyMembers(), toDeviceAcks: newToDeviceAcker(), unread: newUnreadCache(),
 		thumbs:     &thumbCache{max: thumbCacheBytes, m: map[string]thumb{}},
 		thumbSlots: make(chan struct{}, thumbnailWorkers),
 	}

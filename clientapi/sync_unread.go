@@ -56,6 +56,17 @@ func (s *syncer) unreadCounts(roomID string, m fsm.MembershipRecord, threaded bo
 	base := readPoint(s.rt, roomID, s.user, "", m.Pos)
 	mainRead := readPoint(s.rt, roomID, s.user, "main", base)
 	threadRead := map[string]int64{}
+	key := unreadKey{user: s.user, room: roomID, threaded: threaded}
+	rulesPos, sig := pushRulesPos(s.rt, s.user), ignoredSignature(s.ignored)
+	stopAt := base
+	if e := s.a.unread.get(key); e.reusable(s.rt, roomID, s.user, base, mainRead, rulesPos, sig, s.upto) {
+		main, threads, threadRead = e.clone()
+		stopAt = e.upto
+	}
+	defer func() {
+		s.a.unread.put(key, &unreadEntry{upto: s.upto, base: base, mainRead: mainRead, threadRead: threadRead,
+			rulesPos: rulesPos, ignoredSig: sig, main: main, threads: threads})
+	}()
 	readUpTo := func(thread string) int64 {
 		if thread == "" {
 			return mainRead
@@ -69,7 +80,7 @@ func (s *syncer) unreadCounts(roomID string, m fsm.MembershipRecord, threaded bo
 	powers := map[string]int64{}
 	scanned := 0
 	s.rt.RoomEvents(roomID, s.upto+1, false, 0, func(rec *fsm.EventRecord) bool {
-		if rec.Pos <= base || scanned >= syncCountScan || s.countBudget <= 0 {
+		if rec.Pos <= stopAt || scanned >= syncCountScan || s.countBudget <= 0 {
 			return false
 		}
 		scanned++
