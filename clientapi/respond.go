@@ -123,3 +123,22 @@ func (a *API) propose(w http.ResponseWriter, ctx context.Context, op string, pay
 	}
 	return v, true
 }
+
+// answerRead serves a read-only request: fn runs in one store read
+// transaction and returns the 200 body or a Matrix refusal.
+func (a *API) answerRead(w http.ResponseWriter, fn func(rt *fsm.ReadTx) (any, *fsm.Error)) {
+	var out any
+	var ferr *fsm.Error
+	if err := a.store.View(func(rt *fsm.ReadTx) error {
+		out, ferr = fn(rt)
+		return nil
+	}); err != nil {
+		writeErr(w, err)
+		return
+	}
+	if ferr != nil {
+		writeErr(w, ferr)
+		return
+	}
+	writeJSON(w, http.StatusOK, out)
+}

@@ -16,22 +16,13 @@ import (
 func (a *API) stateAll(w http.ResponseWriter, r *http.Request, p httprouter.Params) {
 	c := callerOf(r)
 	roomID := p.ByName("roomId")
-	var out []*ClientEvent
-	var ferr *fsm.Error
-	_ = a.store.View(func(rt *fsm.ReadTx) error {
+	a.answerRead(w, func(rt *fsm.ReadTx) (any, *fsm.Error) {
 		acc, e := roomReadAccess(rt, roomID, c.UserID)
 		if e != nil {
-			ferr = e
-			return nil
+			return nil, e
 		}
-		out = stateEvents(rt, acc.stateIDs(rt, 0), c, nil)
-		return nil
+		return stateEvents(rt, acc.stateIDs(rt, 0), c, nil), nil
 	})
-	if ferr != nil {
-		writeErr(w, ferr)
-		return
-	}
-	writeJSON(w, http.StatusOK, out)
 }
 
 // GET /rooms/{roomId}/state/{eventType}[/{stateKey}]: the content, or the
@@ -44,13 +35,10 @@ func (a *API) stateGet(w http.ResponseWriter, r *http.Request, p httprouter.Para
 		writeError(w, http.StatusBadRequest, "M_INVALID_PARAM", "format must be content or event")
 		return
 	}
-	var out any
-	var ferr *fsm.Error
-	_ = a.store.View(func(rt *fsm.ReadTx) error {
+	a.answerRead(w, func(rt *fsm.ReadTx) (any, *fsm.Error) {
 		acc, e := roomReadAccess(rt, roomID, c.UserID)
 		if e != nil {
-			ferr = e
-			return nil
+			return nil, e
 		}
 		var eventID string
 		if acc.current {
@@ -60,21 +48,13 @@ func (a *API) stateGet(w http.ResponseWriter, r *http.Request, p httprouter.Para
 		}
 		rec, _ := rt.Event(eventID)
 		if eventID == "" || rec == nil {
-			ferr = fsm.Errorf(http.StatusNotFound, "M_NOT_FOUND", "no %s state with key %q in this room", evType, stateKey)
-			return nil
+			return nil, fsm.Errorf(http.StatusNotFound, "M_NOT_FOUND", "no %s state with key %q in this room", evType, stateKey)
 		}
 		if format == "event" {
-			out = formatEvent(rt, rec, c)
-		} else {
-			out = formatEvent(nil, rec, c).Content
+			return formatEvent(rt, rec, c), nil
 		}
-		return nil
+		return formatEvent(nil, rec, c).Content, nil
 	})
-	if ferr != nil {
-		writeErr(w, ferr)
-		return
-	}
-	writeJSON(w, http.StatusOK, out)
 }
 
 // PUT /rooms/{roomId}/state/{eventType}[/{stateKey}]: the body is the content.
@@ -207,13 +187,10 @@ func (a *API) members(w http.ResponseWriter, r *http.Request, p httprouter.Param
 		}
 		return true
 	}
-	var chunk []*ClientEvent
-	var ferr *fsm.Error
-	_ = a.store.View(func(rt *fsm.ReadTx) error {
+	a.answerRead(w, func(rt *fsm.ReadTx) (any, *fsm.Error) {
 		acc, e := roomReadAccess(rt, roomID, c.UserID)
 		if e != nil {
-			ferr = e
-			return nil
+			return nil, e
 		}
 		state := acc.stateIDs(rt, at)
 		for k := range state {
@@ -221,14 +198,8 @@ func (a *API) members(w http.ResponseWriter, r *http.Request, p httprouter.Param
 				delete(state, k)
 			}
 		}
-		chunk = stateEvents(rt, state, c, keep)
-		return nil
+		return map[string]any{"chunk": stateEvents(rt, state, c, keep)}, nil
 	})
-	if ferr != nil {
-		writeErr(w, ferr)
-		return
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"chunk": chunk})
 }
 
 // joinedMember carries both keys even when unset (null), as Synapse does:
@@ -250,14 +221,12 @@ func optString(r gjson.Result) *string {
 func (a *API) joinedMembers(w http.ResponseWriter, r *http.Request, p httprouter.Params) {
 	c := callerOf(r)
 	roomID := p.ByName("roomId")
-	joined := map[string]joinedMember{}
-	var ferr *fsm.Error
-	_ = a.store.View(func(rt *fsm.ReadTx) error {
+	a.answerRead(w, func(rt *fsm.ReadTx) (any, *fsm.Error) {
 		acc, e := roomReadAccess(rt, roomID, c.UserID)
 		if e != nil || !acc.current {
-			ferr = errNotInRoom
-			return nil
+			return nil, errNotInRoom
 		}
+		joined := map[string]joinedMember{}
 		for k, eventID := range rt.CurrentState(roomID, evMember) {
 			rec, err := rt.Event(eventID)
 			if err != nil {
@@ -269,11 +238,6 @@ func (a *API) joinedMembers(w http.ResponseWriter, r *http.Request, p httprouter
 			}
 			joined[k[1]] = joinedMember{DisplayName: optString(content.Get("displayname")), AvatarURL: optString(content.Get("avatar_url"))}
 		}
-		return nil
+		return map[string]any{"joined": joined}, nil
 	})
-	if ferr != nil {
-		writeErr(w, ferr)
-		return
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"joined": joined})
 }
