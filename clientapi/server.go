@@ -35,13 +35,15 @@ type API struct {
 
 // New builds the Client-Server API.
 func New(cfg *config.Config, node *cluster.Node, rs *rooms.Service, log hclog.Logger) *API {
-	return &API{
+	a := &API{
 		cfg: cfg, node: node, store: node.Store(), rooms: rs, log: log,
 		eph: newEphemeral(), uia: newUIASessions(),
 		lazy: newLazyMembers(), toDeviceAcks: newToDeviceAcker(), unread: newUnreadCache(),
 		thumbs:     &thumbCache{max: thumbCacheBytes, m: map[string]thumb{}},
 		thumbSlots: make(chan struct{}, thumbnailWorkers),
 	}
+	node.OnEphemeral(a.receiveEphemeral)
+	return a
 }
 
 // Handler is the HTTP handler with CORS and the route table.

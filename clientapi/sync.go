@@ -168,7 +168,7 @@ func (a *API) markPresence(userID, presence string) {
 	if ok && cur.Presence == presence && time.Now().UnixMilli()-cur.LastActiveTS < 30_000 {
 		return
 	}
-	a.eph.SetPresence(userID, presence, cur.StatusMsg)
+	a.setPresence(userID, presence, cur.StatusMsg)
 }
 
 // computeSync builds the response from one consistent view of the store.

@@ -54,7 +54,7 @@ func (a *API) typing(w http.ResponseWriter, r *http.Request, p httprouter.Params
 		writeError(w, http.StatusForbidden, "M_FORBIDDEN", "you are not joined to this room")
 		return
 	}
-	a.eph.SetTyping(roomID, c.UserID, *body.Typing && timeout > 0, timeout)
+	a.setTyping(roomID, c.UserID, *body.Typing && timeout > 0, timeout)
 	writeJSON(w, http.StatusOK, struct{}{})
 }
 
@@ -85,7 +85,7 @@ func (a *API) putPresence(w http.ResponseWriter, r *http.Request, p httprouter.P
 	if body.StatusMsg != nil {
 		msg = *body.StatusMsg
 	}
-	a.eph.SetPresence(c.UserID, *body.Presence, msg)
+	a.setPresence(c.UserID, *body.Presence, msg)
 	writeJSON(w, http.StatusOK, struct{}{})
 }
 

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"time"
@@ -27,6 +28,13 @@ type Node struct {
 	store     *fsm.Store
 	logStore  *wal.WAL
 	transport *raft.NetworkTransport
+	mux       *mux
+	members   *membership
+	lead      leadership
+	reads     readRounds
+	fwd       *http.Transport // to the leader, over the Raft port
+	internal  *http.Server    // what other nodes send over the Raft port
+	done      chan struct{}
 }
 
 // Open starts the node: store, Raft log, snapshots, transport, and (for a
@@ -43,8 +51,12 @@ func Open(cfg *config.Config, log hclog.Logger) (*Node, error) {
 	if store.Discarded {
 		log.Warn("the store was written before the machine restarted and may have lost writes; rebuilding it from the newest snapshot and the Raft log")
 	}
-	n := &Node{cfg: cfg, log: log, store: store}
+	n := &Node{cfg: cfg, log: log, store: store, done: make(chan struct{})}
 	if err := n.start(); err != nil {
+		n.Close()
+		return nil, err
+	}
+	if err := n.startMembership(); err != nil {
 		n.Close()
 		return nil, err
 	}
@@ -78,15 +90,22 @@ func (n *Node) start() error {
 	if err != nil {
 		return fmt.Errorf("raft_advertise: %w", err)
 	}
-	n.transport, err = raft.NewTCPTransportWithLogger(cfg.Node.RaftListen, addr, 8, 10*time.Second, n.log.Named("transport"))
+	n.mux, err = newMux(cfg.Node.RaftListen, addr, n.log.Named("transport"))
 	if err != nil {
-		return fmt.Errorf("raft transport: %w", err)
+		return err
 	}
+	n.fwd = n.newForwardTransport()
+	n.transport = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
+		Stream: n.mux.raft, MaxPool: 8, Timeout: 10 * time.Second, Logger: n.log.Named("transport"),
+	})
 	rc := raftConfig(cfg, n.log)
+	leaderCh := make(chan bool, 16)
+	rc.NotifyCh = leaderCh
 	n.raft, err = raft.NewRaft(rc, n.fsm, n.logStore, n.logStore, snaps, n.transport)
 	if err != nil {
 		return fmt.Errorf("start raft: %w", err)
 	}
+	go n.watchLeadership(leaderCh)
 	if cfg.Cluster.Bootstrap {
 		has, err := raft.HasExistingState(n.logStore, n.logStore, snaps)
 		if err != nil {
@@ -148,9 +167,6 @@ func (n *Node) Notifier() *fsm.Notifier { return n.fsm.Notifier() }
 // IsLeader reports whether this node leads.
 func (n *Node) IsLeader() bool { return n.raft.State() == raft.Leader }
 
-// LeaderCh delivers leadership changes.
-func (n *Node) LeaderCh() <-chan bool { return n.raft.LeaderCh() }
-
 // Raft exposes the underlying Raft instance for status reporting.
 func (n *Node) Raft() *raft.Raft { return n.raft }
 
@@ -169,6 +185,19 @@ func (n *Node) WaitLeader(timeout time.Duration) error {
 // Close shuts Raft down and closes the stores.
 func (n *Node) Close() error {
 	var errs []error
+	select {
+	case <-n.done:
+		return nil
+	default:
+		close(n.done)
+	}
+	n.stopMembership()
+	if n.internal != nil {
+		errs = append(errs, n.internal.Close())
+	}
+	if n.fwd != nil {
+		n.fwd.CloseIdleConnections()
+	}
 	if n.raft != nil {
 		errs = append(errs, n.raft.Shutdown().Error())
 	}

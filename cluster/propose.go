@@ -23,7 +23,7 @@ const leaderWait = 1500 * time.Millisecond
 // election to settle.
 func (n *Node) awaitLeadership(d time.Duration) bool {
 	deadline := time.Now().Add(d)
-	for n.raft.State() != raft.Leader {
+	for !n.LeaderReady() {
 		if time.Now().After(deadline) {
 			return false
 		}
@@ -73,13 +73,23 @@ func (n *Node) ProposeAsync(op string, payload any) (*Future, error) {
 }
 
 // Propose commits a command and returns the handler's value and the index
-// it was applied at.
+// it was applied at. On a follower the command is forwarded to the leader
+// and the value is nil (only the refusal and the index come back); callers
+// that need the value run on the leader, where forwarded writes land.
 func (n *Node) Propose(ctx context.Context, op string, payload any) (any, uint64, error) {
-	f, err := n.ProposeAsync(op, payload)
+	addr, id, self := n.writeTarget(leaderWait)
+	if !self && addr == "" {
+		return nil, 0, ErrUnavailable
+	}
+	data, err := fsm.Encode(op, time.Now().UnixMilli(), payload)
 	if err != nil {
 		return nil, 0, err
 	}
-	return f.Wait(ctx)
+	if !self {
+		idx, err := n.forwardPropose(ctx, addr, id, data)
+		return nil, idx, err
+	}
+	return (&Future{f: n.raft.Apply(data, applyTimeout)}).Wait(ctx)
 }
 
 func translate(err error) error {

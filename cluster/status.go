@@ -49,15 +49,13 @@ func (n *Node) Status() Status {
 	}
 	st.CommitIndex, _ = strconv.ParseUint(stats["commit_index"], 10, 64)
 	st.StoreIndexAtStart, st.AppliedSinceStart, st.SkippedSinceStart = n.fsm.Counters()
-	if string(leaderID) == n.cfg.Node.ID {
-		st.LeaderClientURL = n.cfg.Node.ClientURL
+	if leaderID != "" {
+		st.LeaderClientURL, _, _ = n.memberView(string(leaderID))
 	}
 	if f := n.raft.GetConfiguration(); f.Error() == nil {
 		for _, s := range f.Configuration().Servers {
 			m := Member{NodeID: string(s.ID), RaftAddr: string(s.Address), Voter: s.Suffrage == raft.Voter}
-			if string(s.ID) == n.cfg.Node.ID {
-				m.ClientURL, m.Alive = n.cfg.Node.ClientURL, true
-			}
+			m.ClientURL, m.Alive, _ = n.memberView(string(s.ID))
 			st.Members = append(st.Members, m)
 		}
 	}

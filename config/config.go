@@ -29,6 +29,7 @@ type Config struct {
 	Limits       LimitsConfig       `yaml:"limits"`
 	Rooms        RoomsConfig        `yaml:"rooms"`
 	TURN         TURNConfig         `yaml:"turn"`
+	Federation   FederationConfig   `yaml:"federation"`
 	Logging      LoggingConfig      `yaml:"logging"`
 }
 
@@ -52,7 +53,7 @@ type ClusterConfig struct {
 	HeartbeatTimeout   Duration `yaml:"heartbeat_timeout"`    // default 500ms
 	ElectionTimeout    Duration `yaml:"election_timeout"`     // default 500ms
 	LeaderLeaseTimeout Duration `yaml:"leader_lease_timeout"` // default 250ms
-	CommitTimeout      Duration `yaml:"commit_timeout"`       // default 5ms
+	CommitTimeout      Duration `yaml:"commit_timeout"`       // default 1ms: how soon followers learn a commit
 	SnapshotThreshold  uint64   `yaml:"snapshot_threshold"`   // default 8192
 	TrailingLogs       uint64   `yaml:"trailing_logs"`        // default 10240
 }
@@ -102,13 +103,15 @@ func base() *Config {
 			HeartbeatTimeout:   Duration{500 * ms},
 			ElectionTimeout:    Duration{500 * ms},
 			LeaderLeaseTimeout: Duration{250 * ms},
-			CommitTimeout:      Duration{5 * ms},
+			CommitTimeout:      Duration{1 * ms},
 			SnapshotThreshold:  8192,
 			TrailingLogs:       10240,
 		},
 		Limits: LimitsConfig{MaxJSONBodyBytes: 1 << 20},
 		Rooms:  RoomsConfig{DefaultVersion: "12"},
 		TURN:   TURNConfig{UserLifetime: Duration{hour}},
+		Federation: FederationConfig{KeyValidity: Duration{24 * hour}, MaxRequestBytes: 16 << 20,
+			RequestTimeout: Duration{60 * 1000 * ms}},
 		Logging: LoggingConfig{
 			Level: "info",
 		},
@@ -201,6 +204,12 @@ func (c *Config) fillDerived() {
 	}
 	if len(c.TURN.URIs) == 0 {
 		c.TURN.URIs = nil
+	}
+	if len(c.Federation.TrustedKeyServers) == 0 {
+		c.Federation.TrustedKeyServers = nil
+	}
+	if len(c.Federation.ExtraCAFiles) == 0 {
+		c.Federation.ExtraCAFiles = nil
 	}
 }
 

@@ -31,7 +31,7 @@ func TestDefault(t *testing.T) {
 		{"cluster.heartbeat_timeout", c.Cluster.HeartbeatTimeout.Duration, 500 * time.Millisecond},
 		{"cluster.election_timeout", c.Cluster.ElectionTimeout.Duration, 500 * time.Millisecond},
 		{"cluster.leader_lease_timeout", c.Cluster.LeaderLeaseTimeout.Duration, 250 * time.Millisecond},
-		{"cluster.commit_timeout", c.Cluster.CommitTimeout.Duration, 5 * time.Millisecond},
+		{"cluster.commit_timeout", c.Cluster.CommitTimeout.Duration, time.Millisecond},
 		{"cluster.snapshot_threshold", c.Cluster.SnapshotThreshold, uint64(8192)},
 		{"cluster.trailing_logs", c.Cluster.TrailingLogs, uint64(10240)},
 		{"registration.enabled", c.Registration.Enabled, false},
@@ -93,9 +93,11 @@ func TestParse(t *testing.T) {
 				}
 				return ""
 			}},
-		{name: "partial section keeps other defaults", yaml: "cluster:\n  bootstrap_expect: 3\n",
+		{name: "partial section keeps other defaults", yaml: "cluster:\n  bootstrap_expect: 3\n  bootstrap: false\n" +
+			"  gossip_listen: 127.0.0.1:8301\n  gossip_key: MDEyMzQ1Njc4OWFiY2RlZg==\n",
 			check: func(c *Config) string {
-				if c.Cluster.BootstrapExpect != 3 || !c.Cluster.Bootstrap || c.Cluster.TrailingLogs != 10240 {
+				if c.Cluster.BootstrapExpect != 3 || c.Cluster.Bootstrap || c.Cluster.TrailingLogs != 10240 ||
+					c.Cluster.HeartbeatTimeout.Duration != 500*time.Millisecond {
 					return "defaults lost"
 				}
 				return ""

@@ -160,6 +160,36 @@ turn:
   # How long the TURN credentials handed to a client stay valid.
   user_lifetime: {{q .TURN.UserLifetime.String}}
 
+# Federation (Server-Server API). An empty listen disables it.
+federation:
+  # host:port of the federation TLS listener, e.g. "0.0.0.0:8448".
+  listen: ""
+  # PEM certificate chain for that listener.
+  tls_cert: ""
+  # PEM private key for that listener.
+  tls_key: ""
+  # Make a self-signed certificate in data_dir instead (development only).
+  dev_certificate: false
+  # How long the server keys we publish stay valid (1h to 168h).
+  key_validity: "24h0m0s"
+  # Notaries asked for other servers' keys, e.g.
+  # - {server_name: example.org, verify_keys: {"ed25519:auto": "base64..."}}
+  trusted_key_servers: []
+  # PEM files of CAs trusted besides the system roots.
+  extra_ca_files: []
+  # Skip certificate checks for peers on loopback addresses (development only).
+  insecure_skip_verify_loopback: false
+  # Let outbound requests reach loopback, private and link-local addresses.
+  allow_private_addresses: false
+  # Largest inbound federation request body, in bytes.
+  max_request_bytes: 16777216
+  # Time bound of one outbound federation request.
+  request_timeout: "1m0s"
+  # Served as m.server at /.well-known/matrix/server (delegation), e.g. "fed.example.org:443".
+  well_known_server: ""
+  # Served as m.homeserver.base_url at /.well-known/matrix/client.
+  well_known_client: ""
+
 # Logging.
 logging:
   # Log level: trace, debug, info, warn or error.

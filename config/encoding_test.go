@@ -81,6 +81,8 @@ func TestMarshalRoundTrip(t *testing.T) {
 	c.Node.ClientURL = "https://matrix.example.org"
 	c.Cluster.Join = []string{"10.0.0.2:8300", "node3.internal:8300"}
 	c.Cluster.GossipKey = "AAAAAAAAAAAAAAAAAAAAAA=="
+	c.Cluster.GossipListen = "10.0.0.1:8301"
+	c.Cluster.Bootstrap = false
 	c.Cluster.HeartbeatTimeout = Duration{2 * time.Second}
 	c.Cluster.ElectionTimeout = Duration{90 * time.Minute}
 	c.TURN.URIs = []string{"turn:turn.example.org:3478?transport=udp"}

@@ -56,6 +56,7 @@ func (c *Config) Validate() error {
 
 	c.validateNode(&p)
 	c.validateCluster(&p)
+	c.validateFederation(&p)
 
 	if c.Limits.MaxJSONBodyBytes <= 0 {
 		p.add("limits.max_json_body_bytes", "must be positive, got %d", c.Limits.MaxJSONBodyBytes)
@@ -109,6 +110,7 @@ func (c *Config) validateNode(p *problems) {
 
 func (c *Config) validateCluster(p *problems) {
 	cl := &c.Cluster
+	c.validateGossip(p)
 	if cl.BootstrapExpect < 0 || (cl.BootstrapExpect > 0 && cl.BootstrapExpect%2 == 0) {
 		p.add("cluster.bootstrap_expect", "must be 0 or an odd number of nodes (1, 3, 5, ...), got %d", cl.BootstrapExpect)
 	}

@@ -43,6 +43,7 @@ func TestValidateReportsEveryProblem(t *testing.T) {
 		"node.client_url:",
 		"node.raft_listen:",
 		"node.raft_advertise:",
+		"cluster.bootstrap:",
 		"cluster.bootstrap_expect:",
 		"cluster.join[1]:",
 		"cluster.gossip_listen:",
@@ -85,8 +86,8 @@ func TestValidateSingleProblems(t *testing.T) {
 	}{
 		{"defaults", func(c *Config) {}, ""},
 		{"bootstrap_expect 1", func(c *Config) { c.Cluster.BootstrapExpect = 1 }, ""},
-		{"bootstrap_expect 5", func(c *Config) { c.Cluster.BootstrapExpect = 5 }, ""},
-		{"bootstrap_expect 4", func(c *Config) { c.Cluster.BootstrapExpect = 4 }, "cluster.bootstrap_expect"},
+		{"bootstrap_expect 5", func(c *Config) { gossipReady(c); c.Cluster.BootstrapExpect = 5 }, ""},
+		{"bootstrap_expect 4", func(c *Config) { gossipReady(c); c.Cluster.BootstrapExpect = 4 }, "cluster.bootstrap_expect"},
 		{"bootstrap_expect -1", func(c *Config) { c.Cluster.BootstrapExpect = -1 }, "cluster.bootstrap_expect"},
 		{"gossip key 16", func(c *Config) { c.Cluster.GossipKey = "MDEyMzQ1Njc4OWFiY2RlZg==" }, ""},
 		{"gossip key 24", func(c *Config) { c.Cluster.GossipKey = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3" }, ""},
@@ -103,7 +104,7 @@ func TestValidateSingleProblems(t *testing.T) {
 		{"advertise port 0", func(c *Config) { c.Node.RaftAdvertise = "127.0.0.1:0" }, "port 0"},
 		{"advertise ipv6 unspecified", func(c *Config) { c.Node.RaftAdvertise = "[::]:8300" }, "unspecified"},
 		{"advertise hostname", func(c *Config) { c.Node.RaftAdvertise = "node1.internal:8300" }, ""},
-		{"join without port", func(c *Config) { c.Cluster.Join = []string{"10.0.0.2"} }, "cluster.join[0]"},
+		{"join without port", func(c *Config) { gossipReady(c); c.Cluster.Join = []string{"10.0.0.2"} }, "cluster.join[0]"},
 		{"node id with space", func(c *Config) { c.Node.ID = "node 1" }, "node.id"},
 		{"election equals heartbeat", func(c *Config) {}, ""},
 		{"election below heartbeat", func(c *Config) { c.Cluster.ElectionTimeout = Duration{100 * time.Millisecond} }, "cluster.election_timeout"},
@@ -195,4 +196,12 @@ func TestValidateErrorIsJoined(t *testing.T) {
 	if !errors.As(err, &joined) || len(joined.Unwrap()) != 2 {
 		t.Fatalf("Validate() = %#v, want a join of 2 errors", err)
 	}
+}
+
+// gossipReady gives c what a multi-node config needs besides the setting
+// under test: a gossip address and key, and no single-node bootstrap.
+func gossipReady(c *Config) {
+	c.Cluster.GossipListen = "127.0.0.1:8301"
+	c.Cluster.GossipKey = "MDEyMzQ1Njc4OWFiY2RlZg=="
+	c.Cluster.Bootstrap = false
 }

@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/tidwall/gjson"
-	"maunium.net/go/mautrix/federation/eventauth"
 	"maunium.net/go/mautrix/federation/pdu"
 	"maunium.net/go/mautrix/id"
 )
@@ -161,6 +160,11 @@ func (w *WriteTx) acceptEvent(room *RoomRecord, raw json.RawMessage, isCreate bo
 			return nil, nil, errForbidden("%s: %s", PrevEventUnknown, prev)
 		}
 	}
+	// A local event extends the whole DAG; one built before a federated
+	// event landed is rebuilt by the leader rather than forking the room.
+	if !isCreate && !sameEvents(p.PrevEvents, room.Extremities) {
+		return nil, nil, errForbidden("%s: the room's forward extremities moved", PrevEventUnknown)
+	}
 	if !isCreate && p.RoomID.String() != room.RoomID {
 		return nil, nil, errBadRequest("event room_id %s does not match %s", p.RoomID, room.RoomID)
 	}
@@ -171,7 +175,7 @@ func (w *WriteTx) acceptEvent(room *RoomRecord, raw json.RawMessage, isCreate bo
 	}
 	getEvents := func(ids []id.EventID) ([]*pdu.PDU, error) { return w.pdus(ids) }
 	noKeys := w.ownKeyOnly
-	if err := eventauth.Authorize(ver, p, nil, getEvents, noKeys); err != nil {
+	if err := authorize(ver, p, nil, getEvents, noKeys); err != nil {
 		return nil, nil, errForbidden("event not allowed by its auth events: %v", err)
 	}
 	if !isCreate && !w.authEventsAreCurrent(room, p, ver) {
@@ -179,7 +183,7 @@ func (w *WriteTx) acceptEvent(room *RoomRecord, raw json.RawMessage, isCreate bo
 		if err != nil {
 			return nil, nil, err
 		}
-		if err := eventauth.Authorize(ver, p, current, getEvents, noKeys); err != nil {
+		if err := authorize(ver, p, current, getEvents, noKeys); err != nil {
 			return nil, nil, errForbidden("event not allowed by current room state: %v", err)
 		}
 	}

@@ -10,21 +10,15 @@ import (
 	"maunium.net/go/mautrix/id"
 )
 
-// storeEvent writes an accepted event: the record, its place in the room's
-// stream, state and membership changes, the new forward extremities, and
-// the redaction it carries out.
+// storeEvent writes an event built on all of the room's forward
+// extremities: the record, its place in the room's stream, state and
+// membership changes, the new forward extremities, and the redaction it
+// carries out.
 func (w *WriteTx) storeEvent(room *RoomRecord, rec *EventRecord, p *pdu.PDU) error {
-	rec.Pos = w.NextPos()
 	if rec.StateKey != nil {
 		rec.PrevState = w.StateEventID(room.RoomID, rec.Type, *rec.StateKey)
 	}
-	if err := w.putJSON(bEvents, []byte(rec.EventID), rec); err != nil {
-		return err
-	}
-	if err := w.indexRelation(rec, p.Content); err != nil {
-		return err
-	}
-	if err := w.put(bRoomStream, append(prefix(room.RoomID), u64(uint64(rec.Pos))...), []byte(rec.EventID)); err != nil {
+	if err := w.appendToTimeline(room, rec, p); err != nil {
 		return err
 	}
 	if rec.StateKey != nil {
@@ -38,11 +32,6 @@ func (w *WriteTx) storeEvent(room *RoomRecord, rec *EventRecord, p *pdu.PDU) err
 			}
 		}
 	}
-	if rec.Type == "m.room.redaction" {
-		if err := w.applyRedaction(room, rec.EventID, redactsOf(p, id.RoomVersion(room.Version))); err != nil {
-			return err
-		}
-	}
 	// Forward extremities: drop what this event references, add it.
 	ext := make([]string, 0, len(room.Extremities)+1)
 	for _, e := range room.Extremities {
@@ -53,6 +42,27 @@ func (w *WriteTx) storeEvent(room *RoomRecord, rec *EventRecord, p *pdu.PDU) err
 	room.Extremities = append(ext, rec.EventID)
 	if rec.Depth > room.Depth {
 		room.Depth = rec.Depth
+	}
+	return nil
+}
+
+// appendToTimeline gives the event the next stream position and writes it,
+// its relations and the redaction it carries out; state is the caller's.
+func (w *WriteTx) appendToTimeline(room *RoomRecord, rec *EventRecord, p *pdu.PDU) error {
+	rec.Pos = w.NextPos()
+	if err := w.putJSON(bEvents, []byte(rec.EventID), rec); err != nil {
+		return err
+	}
+	if err := w.indexRelation(rec, p.Content); err != nil {
+		return err
+	}
+	if err := w.put(bRoomStream, append(prefix(room.RoomID), u64(uint64(rec.Pos))...), []byte(rec.EventID)); err != nil {
+		return err
+	}
+	if rec.Type == "m.room.redaction" && !rec.skipRedaction {
+		if err := w.applyRedaction(room, rec.EventID, redactsOf(p, id.RoomVersion(room.Version))); err != nil {
+			return err
+		}
 	}
 	room.LastPos = rec.Pos
 	w.touchRoom(room.RoomID)

@@ -24,6 +24,18 @@ type EventRecord struct {
 	TxnDevice string `json:"txn_device,omitempty"`
 	// PrevState is the state event this one replaced (unsigned.prev_content).
 	PrevState string `json:"prev_state,omitempty"`
+	// Federated events that are not (or not yet) part of the live timeline:
+	// Outlier (auth chain, state, backfill without state), SoftFailed
+	// (allowed by its own state, not by the current one), Superseded (state
+	// that resolution did not keep), Late (a message older than what
+	// clients have seen; After is the event it follows).
+	Outlier    bool   `json:"outlier,omitempty"`
+	SoftFailed bool   `json:"soft_failed,omitempty"`
+	Superseded bool   `json:"superseded,omitempty"`
+	Late       bool   `json:"late,omitempty"`
+	After      string `json:"after,omitempty"`
+
+	skipRedaction bool // a federated redaction its sender may not carry out
 }
 
 // IsState reports whether the event has a state key.
@@ -39,6 +51,10 @@ type RoomRecord struct {
 	CreatedPos  int64    `json:"created_pos"`
 	LastPos     int64    `json:"last_pos"`
 	Published   bool     `json:"published,omitempty"`
+	// BackfillSeq counts events backfilled over federation: history older
+	// than the first stored event, kept in its own stream (the k-th is at
+	// sequence k, older as k grows; its EventRecord.Pos is -k).
+	BackfillSeq int64 `json:"backfill_seq,omitempty"`
 }
 
 // MembershipRecord is a user's current membership in one room.
@@ -129,7 +145,11 @@ func (r *ReadTx) StateAt(roomID string, pos int64) map[[2]string]string {
 		}
 		var sc StateChange
 		if json.Unmarshal(v, &sc) == nil {
-			out[[2]string{sc.Type, sc.StateKey}] = sc.EventID
+			if sc.EventID == "" { // resolution dropped the key
+				delete(out, [2]string{sc.Type, sc.StateKey})
+			} else {
+				out[[2]string{sc.Type, sc.StateKey}] = sc.EventID
+			}
 		}
 		return true
 	})

@@ -44,7 +44,8 @@ var (
 		bRelations, bThreads, bThreadHeads, bPushers,
 		bE2EDeviceKeys, bE2EOTK, bE2EOTKQueue, bE2EFallback, bE2ECrossSigning,
 		bE2ESignatures, bE2EDeviceLists, bE2EDeviceListPos, bKeyBackupVersion, bKeyBackupKeys,
-		bOpenIDTokens, bOpenIDExpiry}
+		bOpenIDTokens, bOpenIDExpiry,
+		bEventState, bBackfill, bLateStream, bClusterRemoved}
 
 	keyAppliedIndex = []byte("applied_index")
 )

@@ -269,7 +269,15 @@ func worldScript(t testing.TB) ([]scriptCmd, map[string]id.EventID) {
 	add(OpAccountLogout, LogoutCmd{UserID: wBob, DeviceID: "B2"})
 	add(OpAccountLogoutAll, LogoutAllCmd{UserID: wAlice})
 	add(OpRoomForget, ForgetCmd{UserID: wCarol, RoomID: "!gone:test"})
+	add(OpClusterRemoveNode, RemoveNodeCmd{NodeID: "node9"})
+	add(OpClusterRemoveNode, RemoveNodeCmd{NodeID: "node9"}) // a retry: keeps the first tombstone
 	add(OpAccountDeactivate, DeactivateCmd{UserID: wCarol, Erase: true})
+	// Federation: a remote join built on an older event forks the DAG and
+	// the room's state is resolved.
+	b.prev = b.ids["carol"]
+	dave := b.build("dave", "m.room.member", sk("@dave:remote.example"), "@dave:remote.example",
+		map[string]any{"membership": "join"}, []string{"create", "pl", "jr"})
+	add(OpRoomRemote, RemoteEventsCmd{RoomID: wRoom, Events: []json.RawMessage{dave}})
 	return s, b.ids
 }
 

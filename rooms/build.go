@@ -14,6 +14,7 @@ import (
 	"maunium.net/go/mautrix/federation/pdu"
 	"maunium.net/go/mautrix/id"
 
+	"github.com/ganglion/ganglion/cluster"
 	"github.com/ganglion/ganglion/fsm"
 )
 
@@ -83,8 +84,11 @@ func (s *Service) build(h *roomHead, spec EventSpec, ts int64) (*pdu.PDU, id.Eve
 		return nil, "", nil, err
 	}
 	keyID, key := s.signer()
+	if key == nil && s.loadKey() {
+		keyID, key = s.signer()
+	}
 	if key == nil {
-		return nil, "", nil, errors.New("signing key not loaded")
+		return nil, "", nil, cluster.ErrUnavailable
 	}
 	if err := p.Sign(h.version, s.serverName, keyID, key); err != nil {
 		return nil, "", nil, err

@@ -7,7 +7,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
-	"encoding/base64"
+	"encoding/hex"
 	"fmt"
 	"sync"
 	"time"
@@ -76,7 +76,7 @@ func (s *Service) Start(ctx context.Context) error {
 			}
 			kid := make([]byte, 4)
 			_, _ = rand.Read(kid)
-			k := fsm.SigningKey{KeyID: "ed25519:" + base64.RawURLEncoding.EncodeToString(kid), Seed: seed}
+			k := fsm.SigningKey{KeyID: "ed25519:" + hex.EncodeToString(kid), Seed: seed} // key IDs are [a-zA-Z0-9_]
 			if _, _, err := s.node.Propose(ctx, fsm.OpSigningKeySet, k); err != nil {
 				s.log.Warn("could not commit signing key yet", "error", err)
 			}
@@ -111,6 +111,9 @@ func (s *Service) loadKey() bool {
 func (s *Service) PublicKey() (id.KeyID, ed25519.PublicKey) {
 	s.keyMu.RLock()
 	defer s.keyMu.RUnlock()
+	if s.key == nil {
+		return "", nil
+	}
 	return s.keyID, s.key.Public().(ed25519.PublicKey)
 }
 

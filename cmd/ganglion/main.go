@@ -18,8 +18,10 @@ const usage = `usage: ganglion <command> [flags]
 
 commands:
   serve --config FILE        run one node
-  dev [--dir DIR] [--nodes N] [--server-name NAME] [--port P]
-                             run a local development server
+  dev [--dir DIR] [--nodes N] [--server-name NAME] [--port P] [--restart]
+                             run a local cluster (3 nodes, each a process)
+  remove-node --config FILE [--url URL] NODE_ID
+                             remove a node from the cluster for good
   generate-config            print a commented default configuration
   bench --hs URL [...]       benchmark a running homeserver
 `
@@ -37,6 +39,8 @@ func main() {
 		err = runServe(ctx, os.Args[2:])
 	case "dev":
 		err = runDev(ctx, os.Args[2:])
+	case "remove-node":
+		err = runRemoveNode(ctx, os.Args[2:])
 	case "generate-config":
 		fmt.Print(config.GenerateDefault())
 	case "bench":

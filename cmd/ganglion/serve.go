@@ -39,33 +39,45 @@ func serve(ctx context.Context, cfg *config.Config) error {
 	log := hclog.New(&hclog.LoggerOptions{Name: "ganglion", Level: hclog.LevelFromString(cfg.Logging.Level),
 		Output: os.Stderr, TimeFormat: time.RFC3339Nano})
 	log = log.With("node", cfg.Node.ID)
+	startPprof(log.Named("pprof"))
 	node, err := cluster.Open(cfg, log)
 	if err != nil {
 		return err
 	}
 	defer node.Close()
-	// Serve once a leader is known, so the first writes do not fail while
-	// the election that follows every start settles.
-	if err := node.WaitLeader(10 * time.Second); err != nil {
-		log.Warn("no leader yet; serving anyway", "error", err)
-	}
 	rs := rooms.New(node, cfg.ServerName, cfg.Rooms.DefaultVersion, log.Named("rooms"))
-	startCtx, cancel := context.WithTimeout(ctx, 60*time.Second)
-	err = rs.Start(startCtx)
-	cancel()
-	if err != nil {
-		return err
-	}
-	go resetHeadsOnLeadershipChange(ctx, node, rs)
+	// Room heads cached by a leader are valid only while it leads.
+	node.OnLeadership(func(bool) { rs.ResetHeads() })
+	// The signing key arrives once the cluster has a leader; until then the
+	// node serves reads and answers writes with 503.
+	go func() {
+		if err := rs.Start(ctx); err != nil && ctx.Err() == nil {
+			log.Error("loading the signing key", "error", err)
+		}
+	}()
 
 	api := clientapi.New(cfg, node, rs, log.Named("clientapi"))
+	// inner is what runs on the node that handles a request: the leader for
+	// a forwarded write, this node otherwise.
+	inner := http.NewServeMux()
+	inner.Handle("/_ganglion/v1/members/{node_id}", node.RemoveNodeHandler())
+	inner.Handle("/", api.Handler())
+	if cfg.Federation.Enabled() {
+		_, fedSrv, err := startFederation(cfg, node, rs, inner, log.Named("federation"))
+		if err != nil {
+			return err
+		}
+		defer fedSrv.Close()
+	}
+	node.ServeInternal(inner)
 	ln, err := net.Listen("tcp", cfg.Node.ClientListen)
 	if err != nil {
 		return err
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/_ganglion/v1/status", node.StatusHandler())
-	mux.Handle("/", api.Handler())
+	mux.Handle("/.well-known/matrix/client", wellKnownClient(cfg.Federation.WellKnownClient))
+	mux.Handle("/", node.Middleware(inner))
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog: log.Named("http").StandardLogger(&hclog.StandardLoggerOptions{InferLevels: true})}
 	log.Info("serving client API", "listen", ln.Addr().String(), "server_name", cfg.ServerName)
@@ -77,26 +89,13 @@ func serve(ctx context.Context, cfg *config.Config) error {
 	case <-ctx.Done():
 	}
 	log.Info("shutting down")
+	// A leader hands over first, so the cluster does not wait out an
+	// election timeout; writes arriving meanwhile go to the new leader.
+	node.TransferLeadership(5 * time.Second)
 	shutCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := srv.Shutdown(shutCtx); err != nil {
 		log.Warn("HTTP shutdown", "error", err)
 	}
 	return nil
-}
-
-// Room heads cached by a leader are only valid while it leads.
-func resetHeadsOnLeadershipChange(ctx context.Context, node *cluster.Node, rs *rooms.Service) {
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case leader := <-node.LeaderCh():
-			if leader {
-				// Build only on a store that has every committed entry.
-				_ = node.Barrier(30 * time.Second)
-			}
-			rs.ResetHeads()
-		}
-	}
 }
