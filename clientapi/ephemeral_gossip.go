@@ -61,3 +61,25 @@ func (a *API) receiveEphemeral(raw []byte) {
 		}
 	}
 }
+
+// RemoteTyping applies a typing notification another server sent over
+// federation; like a local one it is gossiped to the other nodes.
+func (a *API) RemoteTyping(roomID, userID string, typing bool, timeout time.Duration) {
+	a.setTyping(roomID, userID, typing, timeout)
+}
+
+// RemotePresence applies a presence update another server sent.
+func (a *API) RemotePresence(userID, presence, statusMsg string) {
+	if presenceStates[presence] {
+		a.setPresence(userID, presence, statusMsg)
+	}
+}
+
+// TypingNotifier tells other servers in a room that a local user types
+// (the federation sender, on the leader where typing requests land).
+type TypingNotifier interface {
+	LocalTyping(roomID, userID string, typing bool, timeout time.Duration)
+}
+
+// SetTypingNotifier wires the federation sender.
+func (a *API) SetTypingNotifier(n TypingNotifier) { a.typingOut = n }

@@ -79,7 +79,7 @@ var (
 	roomEventFilterFields = mergeFilterFields(eventFilterFields, map[string]filterFieldKind{
 		"rooms": fieldRoomIDs, "not_rooms": fieldRoomIDs, "contains_url": fieldBool,
 		"lazy_load_members": fieldBool, "include_redundant_members": fieldBool,
-		"unread_thread_notifications": fieldBool,
+		"unread_thread_notifications": fieldBool, lateEventsField: fieldBool,
 	})
 	roomFilterFields = map[string]filterFieldKind{
 		"rooms": fieldRoomIDs, "not_rooms": fieldRoomIDs, "include_leave": fieldBool,

@@ -43,6 +43,16 @@ func (a *API) knock(w http.ResponseWriter, r *http.Request, p httprouter.Params)
 	if !a.readJSON(w, r, &body) {
 		return
 	}
+	if a.remote != nil && (!known || !a.resident(roomID)) {
+		// Not in the room here: knock through a server that is.
+		id, err := a.remote.KnockRemote(r.Context(), c.UserID, target, viaServers(r), body.Reason)
+		if err != nil {
+			writeErr(w, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, map[string]string{"room_id": id})
+		return
+	}
 	if !known {
 		writeError(w, http.StatusNotFound, "M_NOT_FOUND", "room "+target+" not found")
 		return

@@ -25,8 +25,18 @@ type membershipBody struct {
 func (a *API) joinRoomIDOrAlias(w http.ResponseWriter, r *http.Request, p httprouter.Params) {
 	target := p.ByName("roomIdOrAlias")
 	if strings.HasPrefix(target, "#") {
-		if _, _, ok := parseAlias(target); !ok {
+		_, server, ok := parseAlias(target)
+		if !ok {
 			writeError(w, http.StatusBadRequest, "M_INVALID_PARAM", "invalid room alias")
+			return
+		}
+		if server != a.rooms.ServerName() {
+			raw, ok := a.readObject(w, r)
+			if !ok {
+				return
+			}
+			extra, reason := joinExtra(raw)
+			a.joinRemote(w, r, target, extra, reason)
 			return
 		}
 		roomID, found := "", false
@@ -68,10 +78,7 @@ func (a *API) join(w http.ResponseWriter, r *http.Request, roomID string, bodyCo
 	}
 	var extra map[string]json.RawMessage
 	if bodyContent {
-		_ = json.Unmarshal(raw, &extra)
-		for _, k := range []string{"membership", "reason", "third_party_signed"} {
-			delete(extra, k)
-		}
+		extra, _ = joinExtra(raw)
 	}
 	// The service reports an unknown room as "not in room" (403); a join
 	// to a room this server does not know is 404.
@@ -83,8 +90,13 @@ func (a *API) join(w http.ResponseWriter, r *http.Request, roomID string, bodyCo
 		wasJoined = m != nil && m.Membership == "join"
 		return nil
 	})
-	if !known {
-		writeError(w, http.StatusNotFound, "M_NOT_FOUND", "unknown room "+roomID)
+	if !known || (!a.resident(roomID) && a.remote != nil) {
+		// Not in the room here: join through a server that is.
+		if !known && a.remote == nil {
+			writeError(w, http.StatusNotFound, "M_NOT_FOUND", "unknown room "+roomID)
+			return
+		}
+		a.joinRemote(w, r, roomID, extra, body.Reason)
 		return
 	}
 	if err := a.setMembershipWith(r, roomID, c.UserID, c.UserID, "join", body.Reason, extra); err != nil {
@@ -121,7 +133,18 @@ func (a *API) leave(w http.ResponseWriter, r *http.Request, p httprouter.Params)
 	if !a.readJSON(w, r, &body) {
 		return
 	}
-	if err := a.setMembership(r, p.ByName("roomId"), c.UserID, c.UserID, "leave", body.Reason); err != nil {
+	roomID := p.ByName("roomId")
+	if a.remote != nil && !a.resident(roomID) {
+		// An invite or knock from a room this server is not in: the
+		// rejection goes through a server that is.
+		if err := a.remote.LeaveRemote(r.Context(), c.UserID, roomID, body.Reason); err != nil {
+			writeErr(w, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, struct{}{})
+		return
+	}
+	if err := a.setMembership(r, roomID, c.UserID, c.UserID, "leave", body.Reason); err != nil {
 		writeErr(w, err)
 		return
 	}
@@ -261,4 +284,19 @@ func (a *API) joinedRooms(w http.ResponseWriter, r *http.Request, _ httprouter.P
 	})
 	sort.Strings(ids)
 	writeJSON(w, http.StatusOK, map[string][]string{"joined_rooms": ids})
+}
+
+// joinExtra splits a join body into the extra member content (its keys
+// besides membership, reason and third_party_signed) and the reason.
+func joinExtra(raw json.RawMessage) (map[string]json.RawMessage, string) {
+	var extra map[string]json.RawMessage
+	_ = json.Unmarshal(raw, &extra)
+	var reason string
+	if r, ok := extra["reason"]; ok {
+		_ = json.Unmarshal(r, &reason)
+	}
+	for _, k := range []string{"membership", "reason", "third_party_signed"} {
+		delete(extra, k)
+	}
+	return extra, reason
 }

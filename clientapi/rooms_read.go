@@ -15,8 +15,16 @@ import (
 // Pagination tokens are boundaries between events: for the boundary X,
 // "before" is pos < X and "after" is pos >= X. This file writes them as
 // "t<X>"; a /sync token "s<P>_..." covers P, so it is the boundary P+1.
+// History backfilled over federation lies before the whole timeline: its
+// k-th event has the virtual position -k, so a boundary X <= 0 is written
+// "b<-X>" (only /messages and /context read those, parseHistoryToken).
 
-func pageToken(x int64) string { return "t" + strconv.FormatInt(x, 10) }
+func pageToken(x int64) string {
+	if x < 0 {
+		return "b" + strconv.FormatInt(-x, 10)
+	}
+	return "t" + strconv.FormatInt(x, 10)
+}
 
 func parsePageToken(s string) (int64, bool) {
 	if rest, ok := strings.CutPrefix(s, "t"); ok {
@@ -78,6 +86,7 @@ type roomReader struct {
 	room    *fsm.RoomRecord
 	view    *roomVisibility
 	ignored map[string]bool
+	start   *historyStart // the start of the stored timeline, loaded on first use
 }
 
 // timelineAccess admits members and former members, and anyone to a
@@ -93,31 +102,38 @@ func timelineAccess(rt *fsm.ReadTx, roomID, userID string) (*roomReader, *fsm.Er
 // visibleEvent loads an event of this room the viewer may see.
 func (rr *roomReader) visibleEvent(eventID string) (*fsm.EventRecord, bool) {
 	rec, err := rr.rt.Event(eventID)
-	if err != nil || rec.RoomID != rr.room.RoomID || rec.Rejected || !rr.view.canSee(rec) {
+	if err != nil || rec.RoomID != rr.room.RoomID || rec.Rejected || !rr.canSee(rec) {
 		return nil, false
 	}
 	return rec, true
 }
 
-// page is one scan of the timeline.
+// page is one scan of the history.
 type page struct {
 	events   []*fsm.EventRecord
-	lastPos  int64 // last position examined, -1 if none
+	lastPos  int64 // last position examined, valid when examined > 0
 	more     bool  // the scan stopped before running out of events
+	stopped  bool  // the scan reached 'to' or the end of what the viewer may see
 	examined int
+	// needHistory: a backward scan ran out of stored history before the
+	// room's m.room.create, so more may be backfilled over federation.
+	needHistory bool
 }
 
-// scan walks the timeline from the boundary (backward: pos < from; forward:
-// pos >= from), keeping visible events that pass keep, up to limit. stop
-// ends the walk at a position (the 'to' token, the viewer's departure).
+// scan walks the history from the boundary (backward: pos < from;
+// forward: pos >= from), keeping visible events that pass keep, up to
+// limit. stop ends the walk at a position (the 'to' token, the viewer's
+// departure). The backfill stream (messages_backfill.go) continues the
+// timeline backward.
 func (rr *roomReader) scan(from int64, forward bool, limit int, keep func(*fsm.EventRecord) bool, stop func(int64) bool) *page {
-	pg := &page{lastPos: -1}
+	pg := &page{}
 	upper := visibleUpperBound(rr.view)
 	if !forward && from > upper {
 		from = upper + 1
 	}
 	visit := func(e *fsm.EventRecord) bool {
 		if (forward && e.Pos > upper) || (stop != nil && stop(e.Pos)) {
+			pg.stopped = true
 			return false
 		}
 		if len(pg.events) >= limit || pg.examined >= maxScan {
@@ -126,15 +142,27 @@ func (rr *roomReader) scan(from int64, forward bool, limit int, keep func(*fsm.E
 		}
 		pg.examined++
 		pg.lastPos = e.Pos
-		if !e.Rejected && rr.view.canSee(e) && !hiddenByIgnore(rr.ignored, e) && (keep == nil || keep(e)) {
+		if !e.Rejected && rr.canSee(e) && !hiddenByIgnore(rr.ignored, e) && (keep == nil || keep(e)) {
 			pg.events = append(pg.events, e)
 		}
 		return true
 	}
+	ended := func() bool { return pg.more || pg.stopped }
 	if forward {
-		rr.rt.RoomEvents(rr.room.RoomID, from-1, true, 0, visit)
-	} else if from > 0 {
+		if from <= 0 {
+			rr.backfilledNewer(-from, visit)
+		}
+		if !ended() {
+			rr.rt.RoomEvents(rr.room.RoomID, max(from, 0)-1, true, 0, visit)
+		}
+		return pg
+	}
+	if from > 0 {
 		rr.rt.RoomEvents(rr.room.RoomID, from, false, 0, visit)
+	}
+	if !ended() && !rr.startsAtCreate() {
+		rr.backfilledOlder(max(-from, 0), visit)
+		pg.needHistory = !ended() && !rr.backfillComplete()
 	}
 	return pg
 }
@@ -170,6 +198,16 @@ func (rr *roomReader) memberState(users map[string]bool, pos int64) map[[2]strin
 		keys = append(keys, [2]string{evMember, u})
 	}
 	out := map[[2]string]string{}
+	if pos < 0 {
+		// Backfilled history has no state here: the earliest known stands in.
+		early := rr.earlyState()
+		for _, k := range keys {
+			if id := early[k]; id != "" {
+				out[k] = id
+			}
+		}
+		return out
+	}
 	for _, ch := range rr.rt.StateHistory(rr.room.RoomID, keys...) {
 		if ch.Pos <= pos {
 			out[[2]string{ch.Type, ch.StateKey}] = ch.EventID
@@ -199,17 +237,20 @@ func (a *API) getEvent(w http.ResponseWriter, r *http.Request, p httprouter.Para
 	writeJSON(w, http.StatusOK, out)
 }
 
-// GET /rooms/{roomId}/messages: a page of the timeline in either direction.
+// GET /rooms/{roomId}/messages: a page of the history in either direction.
+// Backward past the stored history of a room joined over federation it
+// backfills from other servers (messages_backfill.go).
 func (a *API) messages(w http.ResponseWriter, r *http.Request, p httprouter.Params) {
 	c := callerOf(r)
 	q := r.URL.Query()
+	mq := &messagesQuery{roomID: p.ByName("roomId"), viewer: c}
 	// A known room the caller may not read is refused before the
 	// parameters are checked: Complement asks a forgotten room for its
 	// messages without 'dir' and wants the 403.
 	var denied *fsm.Error
 	_ = a.store.View(func(rt *fsm.ReadTx) error {
-		if _, err := rt.Room(p.ByName("roomId")); err == nil {
-			_, denied = roomReadAccess(rt, p.ByName("roomId"), c.UserID)
+		if _, err := rt.Room(mq.roomID); err == nil {
+			_, denied = roomReadAccess(rt, mq.roomID, c.UserID)
 		}
 		return nil
 	})
@@ -222,73 +263,59 @@ func (a *API) messages(w http.ResponseWriter, r *http.Request, p httprouter.Para
 		writeError(w, http.StatusBadRequest, "M_INVALID_PARAM", "dir must be b or f")
 		return
 	}
-	forward := dir == "f"
-	limit, ok := parseLimit(q.Get("limit"), defaultPageLimit)
-	if !ok {
+	mq.forward = dir == "f"
+	var ok bool
+	if mq.limit, ok = parseLimit(q.Get("limit"), defaultPageLimit); !ok {
 		writeError(w, http.StatusBadRequest, "M_INVALID_PARAM", "limit must be a non-negative integer")
 		return
 	}
-	filter, ok := parseRoomEventFilter(q.Get("filter"))
-	if !ok {
+	if mq.filter, ok = parseRoomEventFilter(q.Get("filter")); !ok {
 		writeError(w, http.StatusBadRequest, "M_INVALID_PARAM", "filter must be a JSON RoomEventFilter")
 		return
 	}
-	if q.Get("limit") == "" && filter.Limit != nil && *filter.Limit > 0 {
-		limit = min(*filter.Limit, maxPageLimit)
+	if q.Get("limit") == "" && mq.filter.Limit != nil && *mq.filter.Limit > 0 {
+		mq.limit = min(*mq.filter.Limit, maxPageLimit)
 	}
-	from, to := int64(-1), int64(-1)
 	for _, t := range []struct {
 		name string
 		dst  *int64
-	}{{"from", &from}, {"to", &to}} {
+		has  *bool
+	}{{"from", &mq.from, &mq.hasFrom}, {"to", &mq.to, &mq.hasTo}} {
 		if s := q.Get(t.name); s != "" {
-			if *t.dst, ok = parsePageToken(s); !ok {
+			if *t.dst, ok = parseHistoryToken(s); !ok {
 				writeError(w, http.StatusBadRequest, "M_INVALID_PARAM", "invalid '"+t.name+"' token")
 				return
 			}
+			*t.has = true
 			a.waitForBoundary(r, *t.dst)
 		}
 	}
+	res, ferr := a.messagesPage(r.Context(), mq)
 	var resp map[string]any
-	var ferr *fsm.Error
-	_ = a.store.View(func(rt *fsm.ReadTx) error {
-		rr, e := timelineAccess(rt, p.ByName("roomId"), c.UserID)
-		if e != nil {
-			ferr = e
+	if ferr == nil {
+		_ = a.store.View(func(rt *fsm.ReadTx) error {
+			rr, e := timelineAccess(rt, mq.roomID, c.UserID)
+			if e != nil {
+				ferr = e
+				return nil
+			}
+			if mq.filter.LateEvents {
+				res.addLate(rr, mq)
+			}
+			start := q.Get("from")
+			if start == "" {
+				start = pageToken(res.from)
+			}
+			resp = map[string]any{"chunk": annotateLate(rr.formatAll(res.events, c), res.events), "start": start}
+			if res.hasEnd {
+				resp["end"] = pageToken(res.end)
+			}
+			if mq.filter.LazyLoadMembers && len(res.events) > 0 {
+				resp["state"] = stateEvents(rt, rr.memberState(senders(res.events), res.events[0].Pos), c, nil)
+			}
 			return nil
-		}
-		if from < 0 && forward {
-			from = 0
-		} else if from < 0 {
-			from = rr.room.LastPos + 1
-		}
-		var stop func(int64) bool
-		switch {
-		case to >= 0 && forward:
-			stop = func(pos int64) bool { return pos >= to }
-		case to >= 0:
-			stop = func(pos int64) bool { return pos < to }
-		}
-		pg := rr.scan(from, forward, limit, filter.allowsEvent, stop)
-		start := q.Get("from")
-		if start == "" {
-			start = pageToken(from)
-		}
-		resp = map[string]any{"chunk": rr.formatAll(pg.events, c), "start": start}
-		switch {
-		case !pg.more:
-		case pg.lastPos < 0:
-			resp["end"] = pageToken(from)
-		case forward:
-			resp["end"] = pageToken(pg.lastPos + 1)
-		default:
-			resp["end"] = pageToken(pg.lastPos)
-		}
-		if filter.LazyLoadMembers && len(pg.events) > 0 {
-			resp["state"] = stateEvents(rt, rr.memberState(senders(pg.events), pg.events[0].Pos), c, nil)
-		}
-		return nil
-	})
+		})
+	}
 	if ferr != nil {
 		writeErr(w, ferr)
 		return
@@ -348,7 +375,7 @@ func (a *API) eventContext(w http.ResponseWriter, r *http.Request, p httprouter.
 		if filter.LazyLoadMembers {
 			state = stateEvents(rt, rr.memberState(senders(before, after, []*fsm.EventRecord{ev}), last.Pos), c, nil)
 		} else {
-			state = stateEvents(rt, rt.StateAt(rr.room.RoomID, last.Pos), c, filter.allowsEvent)
+			state = stateEvents(rt, rr.stateAt(last.Pos), c, filter.allowsEvent)
 		}
 		resp = map[string]any{
 			"event": rr.format(ev, c), "events_before": rr.formatAll(before, c),

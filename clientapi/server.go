@@ -31,6 +31,9 @@ type API struct {
 	thumbs       *thumbCache    // recently computed thumbnails
 	thumbSlots   chan struct{}  // bounds concurrent thumbnail decodes, and with them memory
 	unread       *unreadCache   // per user and room, so syncs count only new events
+	typingOut    TypingNotifier // other servers in the room; nil without federation
+	backfill     *backfillHook  // history from other servers; nil without federation
+	remote       RemoteMembership
 }
 
 // New builds the Client-Server API.

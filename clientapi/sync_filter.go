@@ -41,6 +41,8 @@ type roomEventFilter struct {
 	ContainsURL             *bool     `json:"contains_url,omitempty"`
 	// UnreadThreadNotifications asks /sync for per-thread unread counts.
 	UnreadThreadNotifications bool `json:"unread_thread_notifications,omitempty"`
+	// LateEvents opts in to late federated messages (sync_late.go).
+	LateEvents bool `json:"org.ganglion.late_events,omitempty"`
 }
 
 // roomFilter is RoomFilter.

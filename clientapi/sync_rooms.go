@@ -157,7 +157,7 @@ func (s *syncer) joinedRoom(roomID string, m fsm.MembershipRecord) *joinedRoom {
 		Ephemeral:   eventList{Events: s.ephemeralFor(roomID, fresh)},
 		AccountData: eventList{Events: s.roomAccountData(roomID, fresh)},
 	}
-	changed := fresh || s.p.fullState || s.rt.RoomLastPos(roomID) > s.since
+	changed := fresh || s.p.fullState || s.rt.RoomLastPos(roomID) > s.since || s.lateSince(roomID)
 	if !changed {
 		if len(jr.Ephemeral.Events) == 0 && len(jr.AccountData.Events) == 0 {
 			return nil
@@ -196,13 +196,15 @@ func (s *syncer) joinedRoom(roomID string, m fsm.MembershipRecord) *joinedRoom {
 	}
 	jr.State.Events = s.renderState(stateIDs)
 	jr.Timeline = s.renderTimeline(tl, from)
+	late := s.lateTimeline(roomID, from, tl)
+	jr.Timeline.Events = append(jr.Timeline.Events, late...)
 	jr.Summary = &roomSummary{}
 	if memberChanged {
 		members := s.roomMembers(roomID)
 		jr.Summary = s.summaryFrom(roomID, members)
 		s.noteNewMembers(members["join"], fresh)
 	}
-	if !fresh && !s.p.fullState && len(tl.recs) == 0 && len(jr.State.Events) == 0 &&
+	if !fresh && !s.p.fullState && len(tl.recs) == 0 && len(late) == 0 && len(jr.State.Events) == 0 &&
 		len(jr.Ephemeral.Events) == 0 && len(jr.AccountData.Events) == 0 {
 		return nil
 	}

@@ -55,6 +55,9 @@ func (a *API) typing(w http.ResponseWriter, r *http.Request, p httprouter.Params
 		return
 	}
 	a.setTyping(roomID, c.UserID, *body.Typing && timeout > 0, timeout)
+	if a.typingOut != nil {
+		a.typingOut.LocalTyping(roomID, c.UserID, *body.Typing && timeout > 0, timeout)
+	}
 	writeJSON(w, http.StatusOK, struct{}{})
 }
 

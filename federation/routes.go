@@ -55,5 +55,30 @@ func (a *API) routes() []route {
 		open(get, keyV2+"/server/:keyId", a.serverKeys), // deprecated form
 		open(get, keyV2+"/query/:serverName", a.queryKeysGet),
 		open(post, keyV2+"/query", a.queryKeysPost),
+
+		// Inbound transactions and the events other servers fetch.
+		signed(put, fedV1+"/send/:txnId", a.sendTransaction),
+		signed(get, fedV1+"/event/:eventId", a.getEvent),
+		signed(get, fedV1+"/state/:roomId", a.getState),
+		signed(get, fedV1+"/state_ids/:roomId", a.getStateIDs),
+		signed(get, fedV1+"/event_auth/:roomId/:eventId", a.getEventAuth),
+		signed(get, fedV1+"/backfill/:roomId", a.backfill),
+		signed(post, fedV1+"/get_missing_events/:roomId", a.getMissingEvents),
+
+		// Queries about local users, aliases and the room directory.
+		signed(get, fedV1+"/query/directory", a.queryDirectory),
+		signed(get, fedV1+"/query/profile", a.queryProfile),
+		signed(get, fedV1+"/user/devices/:userId", a.userDevices),
+		signed(get, fedV1+"/publicRooms", a.publicRooms),
+		signed(post, fedV1+"/publicRooms", a.publicRooms),
+
+		// Membership handshakes (join*.go, leave.go, knock.go, invite.go).
+		signed(get, fedV1+"/make_join/:roomId/:userId", a.makeJoin),
+		signed(put, fedV2+"/send_join/:roomId/:eventId", a.sendJoin),
+		signed(get, fedV1+"/make_leave/:roomId/:userId", a.makeLeave),
+		signed(put, fedV2+"/send_leave/:roomId/:eventId", a.sendLeave),
+		signed(get, fedV1+"/make_knock/:roomId/:userId", a.makeKnock),
+		signed(put, fedV1+"/send_knock/:roomId/:eventId", a.sendKnock),
+		signed(put, fedV2+"/invite/:roomId/:eventId", a.invite),
 	}
 }

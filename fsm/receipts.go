@@ -34,6 +34,8 @@ type ReceiptPut struct {
 	UserID    string        `json:"user_id"`
 	FullyRead string        `json:"fully_read,omitempty"` // event ID for m.fully_read
 	Receipts  []ReceiptMark `json:"receipts,omitempty"`
+	// Remote marks a receipt another server sent: it is not sent on.
+	Remote bool `json:"remote,omitempty"`
 }
 
 // ReceiptMark is one receipt: m.read or m.read.private, optionally threaded.
@@ -88,6 +90,9 @@ func init() {
 		}
 		for _, m := range c.Receipts {
 			if err := w.putReceipt(c.RoomID, c.UserID, m, events[m.EventID].Pos, cmd.TS); err != nil {
+				return nil, err
+			}
+			if err := w.federateReceipt(c, m, cmd.TS); err != nil {
 				return nil, err
 			}
 		}

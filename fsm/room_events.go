@@ -103,6 +103,10 @@ func applyRoomEvents(w *WriteTx, cmd *Command) (any, error) {
 		if err := w.storeEvent(room, rec, p); err != nil {
 			return nil, err
 		}
+		// Built here: the other servers in the room get it.
+		if err := w.EnqueueFederationPDU(room.RoomID, rec); err != nil {
+			return nil, err
+		}
 		res.EventIDs = append(res.EventIDs, rec.EventID)
 	}
 	if c.Create != nil {

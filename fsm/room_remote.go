@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net/http"
 	"sort"
+	"strings"
 	"time"
 
 	"maunium.net/go/mautrix/federation/pdu"
@@ -73,9 +74,15 @@ func applyRoomRemote(w *WriteTx, cmd *Command) (any, error) {
 		return nil, errTooLarge("too many events in one command")
 	}
 	room, err := w.Room(c.RoomID)
+	var keptExtremities []string
 	switch {
-	case c.Join != nil && err == nil && len(room.Extremities) > 0:
-		// Already here (a retried join): store what is new, no new room.
+	case c.Join != nil && err == nil:
+		// Known here before (we left, or a retried join). A join not stored
+		// yet starts again from the state it brings: what we kept of the
+		// room stopped at our leave.
+		if !w.anyStored(room, c.Events) {
+			keptExtremities, room.Extremities = room.Extremities, nil
+		}
 	case c.Join != nil:
 		if !id.RoomVersion(c.Join.Version).IsKnown() {
 			return nil, errBadRequest("unknown room version %q", c.Join.Version)
@@ -97,6 +104,14 @@ func applyRoomRemote(w *WriteTx, cmd *Command) (any, error) {
 			return nil, err
 		}
 	}
+	if c.Join != nil && len(room.Extremities) == 0 {
+		// The join did not go in: no room record (or the old one as it was).
+		if keptExtremities != nil {
+			room.Extremities = keptExtremities
+			return in.res, w.putJSON(bRooms, []byte(room.RoomID), room)
+		}
+		return in.res, nil
+	}
 	if room.Creator == "" {
 		if ce, err := w.StateEvent(room.RoomID, "m.room.create", ""); err == nil {
 			room.Creator = ce.Sender
@@ -107,6 +122,22 @@ func applyRoomRemote(w *WriteTx, cmd *Command) (any, error) {
 	}
 	w.touchRoom(room.RoomID)
 	return in.res, nil
+}
+
+// anyStored reports whether any of the events is stored already.
+func (w *WriteTx) anyStored(room *RoomRecord, events []json.RawMessage) bool {
+	for _, raw := range events {
+		p, err := ParsePDU(raw)
+		if err != nil {
+			continue
+		}
+		if evID, err := p.GetEventID(id.RoomVersion(room.Version)); err == nil {
+			if _, err := w.Event(string(evID)); err == nil {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // ingest is one room.remote command being applied.
@@ -182,6 +213,13 @@ func (in *ingest) getEvents(ids []id.EventID) ([]*pdu.PDU, error) { return in.w.
 // authAgainstAuthEvents checks the event against its own auth events, all
 // of which must be stored.
 func (in *ingest) authAgainstAuthEvents(p *pdu.PDU) (missing bool, err error) {
+	if in.version().RoomIDIsCreateEventID() && p.Type != "m.room.create" {
+		// The create event is named by the room ID, not the auth events.
+		create := "$" + strings.TrimPrefix(in.room.RoomID, "!")
+		if _, err := in.w.Event(create); err != nil {
+			return true, errors.New("create event " + create + " is unknown")
+		}
+	}
 	for _, a := range p.AuthEvents {
 		if _, err := in.w.Event(string(a)); err != nil {
 			return true, errors.New("auth event " + string(a) + " is unknown")
@@ -218,8 +256,12 @@ func (in *ingest) outlier(raw json.RawMessage) {
 	if !ok {
 		return
 	}
-	if _, err := in.w.Event(evID); err == nil {
-		in.res.Accepted = append(in.res.Accepted, evID)
+	if old, err := in.w.Event(evID); err == nil {
+		if old.Rejected {
+			in.reject(evID, "rejected earlier")
+		} else {
+			in.res.Accepted = append(in.res.Accepted, evID)
+		}
 		return
 	}
 	rec := in.record(p, evID, raw)

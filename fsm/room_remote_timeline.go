@@ -21,9 +21,22 @@ func (in *ingest) event(raw json.RawMessage) error {
 	if !ok {
 		return nil
 	}
-	if _, err := in.w.Event(evID); err == nil {
-		in.res.Accepted = append(in.res.Accepted, evID)
-		return nil
+	if old, err := in.w.Event(evID); err == nil {
+		switch {
+		case in.cmd.Backfill && old.Outlier && !old.Rejected && old.Pos == 0:
+			// Known from the join's state or an auth chain: it also
+			// belongs to the history being backfilled.
+			return in.backfill(old)
+		case old.Rejected:
+			in.reject(evID, "rejected earlier")
+			return nil
+		case old.Outlier && old.Pos == 0 && !in.cmd.Backfill:
+			// Known from an auth chain or state: it now joins the
+			// timeline, checked like any new event.
+		default:
+			in.res.Accepted = append(in.res.Accepted, evID)
+			return nil
+		}
 	}
 	rec := in.record(p, evID, raw)
 	missing, err := in.authAgainstAuthEvents(p)

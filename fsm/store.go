@@ -45,7 +45,8 @@ var (
 		bE2EDeviceKeys, bE2EOTK, bE2EOTKQueue, bE2EFallback, bE2ECrossSigning,
 		bE2ESignatures, bE2EDeviceLists, bE2EDeviceListPos, bKeyBackupVersion, bKeyBackupKeys,
 		bOpenIDTokens, bOpenIDExpiry,
-		bEventState, bBackfill, bLateStream, bClusterRemoved}
+		bEventState, bBackfill, bLateStream, bClusterRemoved,
+		bFedOutbox, bFedTxn, bFedDest, bFedInTxn, bOutOfRoom}
 
 	keyAppliedIndex = []byte("applied_index")
 )

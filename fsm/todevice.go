@@ -27,6 +27,8 @@ type ToDeviceSend struct {
 	Type     string                                `json:"type"`
 	Messages map[string]map[string]json.RawMessage `json:"messages"`
 	Txn      *TxnKey                               `json:"txn,omitempty"`
+	// Remote marks messages another server sent: delivered, not sent on.
+	Remote bool `json:"remote,omitempty"`
 }
 
 // ToDeviceAck acknowledges a device's messages up to and including UpTo.
@@ -84,6 +86,9 @@ func applyToDeviceSend(w *WriteTx, cmd *Command) (any, error) {
 	// Apply deterministic; "*" sorts before device IDs, so an explicit
 	// device's message wins over the wildcard's.
 	pos := w.NextPos()
+	if err := w.federateToDevice(c, pos); err != nil {
+		return nil, err
+	}
 	for _, userID := range sortedStringKeys(c.Messages) {
 		devices := c.Messages[userID]
 		delivered := false

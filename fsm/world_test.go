@@ -278,6 +278,23 @@ func worldScript(t testing.TB) ([]scriptCmd, map[string]id.EventID) {
 	dave := b.build("dave", "m.room.member", sk("@dave:remote.example"), "@dave:remote.example",
 		map[string]any{"membership": "join"}, []string{"create", "pl", "jr"})
 	add(OpRoomRemote, RemoteEventsCmd{RoomID: wRoom, Events: []json.RawMessage{dave}})
+	// An invite to a room this server is not in, and its rejection.
+	add(OpRoomInviteRemote, RemoteInviteCmd{RoomID: farRoom, Version: "11", Event: farMember(t, b, rDave, wBob, "invite", nil)})
+	add(OpRoomInviteRemote, RemoteInviteCmd{RoomID: farRoom, Version: "11", Event: farMember(t, b, wBob, wBob, "leave", nil)})
+	// Federation outbox: queue, a transaction (retried, conflicting),
+	// backoff, done, catch-up.
+	add(OpFedEnqueue, FedEnqueueCmd{Destinations: []string{"remote.example", "other.example"},
+		EventIDs: []string{string(b.ids["m2"]), string(b.ids["topic"])}, EDUs: []json.RawMessage{json.RawMessage(`{"edu_type":"m.receipt","content":{}}`)}})
+	fedUpto := MaxPosAt(uint64(len(s)))
+	add(OpFedTxnStart, FedTxnStartCmd{Dest: "remote.example", TxnID: "ft1", UptoPos: fedUpto})
+	refuse(OpFedTxnStart, FedTxnStartCmd{Dest: "remote.example", TxnID: "ft2", UptoPos: fedUpto})
+	add(OpFedDestBackoff, FedDestBackoffCmd{Dest: "remote.example", Failures: 2, NextRetryTS: 1700000100000})
+	add(OpFedTxnDone, FedTxnDoneCmd{Dest: "remote.example", TxnID: "ft1"})
+	add(OpFedCatchUp, FedCatchUpCmd{Dest: "other.example", UptoPos: fedUpto, KeepPerRoom: 1})
+	// Inbound transaction answers: recorded, a retry returns the first.
+	add(OpFedInboundTxn, FedInboundTxnCmd{Origin: "remote.example", TxnID: "in1", Response: json.RawMessage(`{"pdus":{}}`)})
+	add(OpFedInboundTxn, FedInboundTxnCmd{Origin: "remote.example", TxnID: "in1", Response: json.RawMessage(`{"pdus":{"$x":{}}}`)})
+	refuse(OpFedInboundTxn, FedInboundTxnCmd{Origin: "remote.example", TxnID: "in2", Response: json.RawMessage(`[]`)})
 	return s, b.ids
 }
 

@@ -119,7 +119,22 @@ func (s *Service) CreateRoom(ctx context.Context, req CreateRoomRequest) (string
 		s.markStale(h.roomID)
 		return "", err
 	}
+	for _, inv := range req.Invite {
+		if !s.isRemoteUser(inv) {
+			continue
+		}
+		if _, err := s.Membership(ctx, MembershipRequest{RoomID: h.roomID, Sender: req.Creator, Target: inv,
+			Membership: "invite", IsDirect: req.IsDirect}); err != nil {
+			s.log.Warn("inviting a remote user to a new room failed", "room", h.roomID, "user", inv, "error", err)
+		}
+	}
 	return h.roomID, nil
+}
+
+// isRemoteUser reports a user of another server.
+func (s *Service) isRemoteUser(userID string) bool {
+	_, server, err := id.UserID(userID).Parse()
+	return err == nil && server != s.serverName
 }
 
 // createTS hands out strictly increasing timestamps for create events: in
@@ -227,6 +242,9 @@ func (s *Service) buildInitialEvents(req CreateRoomRequest, ver id.RoomVersion, 
 		}
 	}
 	for _, inv := range req.Invite {
+		if s.isRemoteUser(inv) {
+			continue // invited after the room commits, through their server
+		}
 		c := map[string]any{"membership": "invite"}
 		if dn, av := s.profile(inv); dn != "" || av != "" {
 			if dn != "" {

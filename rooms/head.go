@@ -141,3 +141,7 @@ func (h *roomHead) advance(p *pdu.PDU, evID id.EventID) {
 		h.pdus[evID] = p
 	}
 }
+
+// InvalidateHead makes the next local event of the room rebuild its head
+// from the store: federated events have moved its forward extremities.
+func (s *Service) InvalidateHead(roomID string) { s.markStale(roomID) }

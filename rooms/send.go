@@ -40,29 +40,37 @@ func (s *Service) Send(ctx context.Context, req SendRequest) (string, error) {
 	if req.Txn == nil {
 		return s.send(ctx, req)
 	}
-	if id, ok := s.txnEventID(req.Txn); ok {
-		return id, nil
-	}
-	sends := &s.inflight
-	sends.mu.Lock()
-	if c, ok := sends.calls[*req.Txn]; ok {
-		sends.mu.Unlock()
-		select {
-		case <-c.done:
-			return c.eventID, c.err
-		case <-ctx.Done():
-			return "", ctx.Err()
+	for {
+		if id, ok := s.txnEventID(req.Txn); ok {
+			return id, nil
 		}
+		sends := &s.inflight
+		sends.mu.Lock()
+		if c, ok := sends.calls[*req.Txn]; ok {
+			sends.mu.Unlock()
+			select {
+			case <-c.done:
+			case <-ctx.Done():
+				return "", ctx.Err()
+			}
+			// The first attempt ended with its own client gone: its event
+			// may have committed (then the loop finds it) or not (then this
+			// request makes it).
+			if c.err != nil && (errors.Is(c.err, context.Canceled) || errors.Is(c.err, context.DeadlineExceeded)) && ctx.Err() == nil {
+				continue
+			}
+			return c.eventID, c.err
+		}
+		c := &inflightCall{done: make(chan struct{})}
+		sends.calls[*req.Txn] = c
+		sends.mu.Unlock()
+		c.eventID, c.err = s.send(ctx, req)
+		sends.mu.Lock()
+		delete(sends.calls, *req.Txn)
+		sends.mu.Unlock()
+		close(c.done)
+		return c.eventID, c.err
 	}
-	c := &inflightCall{done: make(chan struct{})}
-	sends.calls[*req.Txn] = c
-	sends.mu.Unlock()
-	c.eventID, c.err = s.send(ctx, req)
-	sends.mu.Lock()
-	delete(sends.calls, *req.Txn)
-	sends.mu.Unlock()
-	close(c.done)
-	return c.eventID, c.err
 }
 
 func (s *Service) txnEventID(k *fsm.TxnKey) (string, bool) {
@@ -85,6 +93,9 @@ func (s *Service) txnEventID(k *fsm.TxnKey) (string, bool) {
 // event it was built on never committed (the head was ahead of the log),
 // it rebuilds once on the reloaded head.
 func (s *Service) send(ctx context.Context, req SendRequest) (string, error) {
+	if s.isRemoteInvite(req.EventSpec) {
+		return s.sendRemoteInvite(ctx, req)
+	}
 	id, err := s.sendOnce(ctx, req)
 	var fe *fsm.Error
 	if errors.As(err, &fe) && fe.Message != "" && strings.HasPrefix(fe.Message, fsm.PrevEventUnknown) {

@@ -38,6 +38,7 @@ type Service struct {
 	lastCreateTS int64
 
 	inflight inflight
+	inviter  RemoteInviter // invites of other servers' users; nil without federation
 }
 
 // New returns the room service for node. Start must run before use.

@@ -63,11 +63,13 @@ func serve(ctx context.Context, cfg *config.Config) error {
 	inner.Handle("/_ganglion/v1/members/{node_id}", node.RemoveNodeHandler())
 	inner.Handle("/", api.Handler())
 	if cfg.Federation.Enabled() {
-		_, fedSrv, err := startFederation(cfg, node, rs, inner, log.Named("federation"))
+		fed, fedSrv, err := startFederation(cfg, node, rs, api, inner, log.Named("federation"))
 		if err != nil {
 			return err
 		}
 		defer fedSrv.Close()
+		sender := startSender(ctx, cfg, node, fed, api, log.Named("sender"))
+		defer sender.Stop()
 	}
 	node.ServeInternal(inner)
 	ln, err := net.Listen("tcp", cfg.Node.ClientListen)

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"crypto/tls"
 	"encoding/json"
 	"net"
@@ -10,6 +11,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"maunium.net/go/mautrix/id"
 
+	"github.com/ganglion/ganglion/clientapi"
 	"github.com/ganglion/ganglion/cluster"
 	"github.com/ganglion/ganglion/config"
 	"github.com/ganglion/ganglion/federation"
@@ -41,11 +43,15 @@ func federationConfig(cfg *config.Config) federation.Config {
 // startFederation serves the Server-Server API on its TLS listener. Writes
 // reaching a follower are forwarded to the leader like client writes, so
 // the leader's internal server (inner) routes federation paths too.
-func startFederation(cfg *config.Config, node *cluster.Node, rs *rooms.Service, inner *http.ServeMux, log hclog.Logger) (*federation.API, *http.Server, error) {
+func startFederation(cfg *config.Config, node *cluster.Node, rs *rooms.Service, api *clientapi.API, inner *http.ServeMux, log hclog.Logger) (*federation.API, *http.Server, error) {
 	fed, err := federation.New(federationConfig(cfg), node, rs, log)
 	if err != nil {
 		return nil, nil, err
 	}
+	fed.SetEphemeralSink(api)
+	api.SetBackfiller(fed)
+	api.SetRemoteMembership(fed)
+	rs.SetRemoteInviter(fed)
 	h := fed.Handler()
 	inner.Handle("/_matrix/federation/", h)
 	inner.Handle("/_matrix/key/", h)
@@ -76,6 +82,15 @@ func startFederation(cfg *config.Config, node *cluster.Node, rs *rooms.Service, 
 	}()
 	log.Info("serving federation", "listen", ln.Addr().String())
 	return fed, srv, nil
+}
+
+// startSender runs the outbound federation sender (it works only while
+// this node leads) and routes local typing to it.
+func startSender(ctx context.Context, cfg *config.Config, node *cluster.Node, fed *federation.API, api *clientapi.API, log hclog.Logger) *federation.Sender {
+	s := federation.NewSender(node, cfg.ServerName, fed.TransactionClient(), log)
+	s.Start(ctx)
+	api.SetTypingNotifier(federation.NewTypingOut(s, node.Store()))
+	return s
 }
 
 // wellKnownClient serves /.well-known/matrix/client from the config.
