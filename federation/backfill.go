@@ -2,6 +2,7 @@ package federation
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -43,6 +44,7 @@ type backfillPlan struct {
 	room    *fsm.RoomRecord
 	ver     id.RoomVersion
 	edge    []string // events not held whose children are: the v parameter
+	held    []string // outliers held (join state, auth chains) that are history too
 	servers []string // servers to ask, most likely first
 }
 
@@ -67,8 +69,16 @@ func (a *API) Backfill(ctx context.Context, roomID string, limit int) (more bool
 		return false, ctx.Err()
 	}
 	plan, err := a.planBackfill(roomID)
-	if err != nil || len(plan.edge) == 0 {
+	if err != nil {
 		return false, err
+	}
+	if len(plan.held) > 0 {
+		// History this server already holds outside the streams (the state
+		// and auth chain of its join) comes first, with no request.
+		return a.backfillHeld(ctx, plan, limit)
+	}
+	if len(plan.edge) == 0 {
+		return false, nil
 	}
 	var errs []error
 	for _, server := range plan.servers[:min(len(plan.servers), backfillServers)] {
@@ -116,7 +126,7 @@ func (a *API) planBackfill(roomID string) (*backfillPlan, error) {
 			starts = append(starts, e)
 			return true
 		})
-		plan.edge = historyEdge(rt, starts)
+		plan.edge, plan.held = historyEdge(rt, starts)
 		plan.servers = a.backfillServers(rt, roomID, first)
 		return nil
 	})
@@ -126,10 +136,10 @@ func (a *API) planBackfill(roomID string) (*backfillPlan, error) {
 // historyEdge lists the parents of the given held events that are not
 // held in the timeline or the backfill stream, walking through stored
 // outliers (an auth or state event stored at a join is history too, but
-// what came before it may still be missing).
-func historyEdge(rt *fsm.ReadTx, starts []*fsm.EventRecord) []string {
+// what came before it may still be missing); held lists those outliers.
+func historyEdge(rt *fsm.ReadTx, starts []*fsm.EventRecord) (edge, held []string) {
 	seen := map[string]bool{}
-	var queue, edge []string
+	var queue []string
 	for _, e := range starts {
 		seen[e.EventID] = true
 	}
@@ -151,11 +161,41 @@ func historyEdge(rt *fsm.ReadTx, starts []*fsm.EventRecord) []string {
 			// Refused, or held in a stream already.
 		default:
 			walked++
+			held = append(held, evID)
 			queue = append(queue, prevEventsOf(rec.PDU)...)
 		}
 	}
 	sort.Strings(edge)
-	return edge[:min(len(edge), backfillEdgeMax)]
+	return edge[:min(len(edge), backfillEdgeMax)], held
+}
+
+// backfillHeld moves up to limit held outliers into the backfill stream.
+func (a *API) backfillHeld(ctx context.Context, plan *backfillPlan, limit int) (bool, error) {
+	ids := plan.held[:min(len(plan.held), limit)]
+	var raws []json.RawMessage
+	_ = a.store.View(func(rt *fsm.ReadTx) error {
+		for _, evID := range ids {
+			if rec, err := rt.Event(evID); err == nil {
+				raws = append(raws, rec.PDU)
+			}
+		}
+		return nil
+	})
+	if len(raws) == 0 {
+		return false, nil
+	}
+	before := plan.room.BackfillSeq
+	if _, err := a.proposeRemote(ctx, fsm.RemoteEventsCmd{RoomID: plan.room.RoomID, Events: raws, Backfill: true}, ids); err != nil {
+		return false, err
+	}
+	var after int64
+	_ = a.store.View(func(rt *fsm.ReadTx) error {
+		if room, err := rt.Room(plan.room.RoomID); err == nil {
+			after = room.BackfillSeq
+		}
+		return nil
+	})
+	return after > before, nil
 }
 
 // backfillServers lists the servers to ask, ours left out and the room's
