@@ -110,7 +110,8 @@ func (n *Node) forwardPropose(ctx context.Context, addr raft.ServerAddress, id r
 }
 
 // handleReadIndex confirms this node still leads and reports the index a
-// follower must apply before it serves a read that starts now.
+// follower must apply before it serves a read that starts now (see
+// readIndex).
 func (n *Node) handleReadIndex(w http.ResponseWriter, r *http.Request) {
 	if !n.LeaderReady() {
 		writeUnavailable(w, ErrUnavailable)
@@ -121,5 +122,5 @@ func (n *Node) handleReadIndex(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.Header().Set("Content-Type", "application/json")
-	_ = json.NewEncoder(w).Encode(map[string]uint64{"index": n.raft.CommitIndex()})
+	_ = json.NewEncoder(w).Encode(map[string]uint64{"index": n.store.AppliedIndex()})
 }

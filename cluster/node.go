@@ -132,6 +132,7 @@ func raftConfig(cfg *config.Config, log hclog.Logger) *raft.Config {
 	rc.LeaderLeaseTimeout = cfg.Cluster.LeaderLeaseTimeout.Duration
 	rc.CommitTimeout = cfg.Cluster.CommitTimeout.Duration
 	rc.SnapshotThreshold = cfg.Cluster.SnapshotThreshold
+	rc.SnapshotInterval = cfg.Cluster.SnapshotInterval.Duration
 	rc.TrailingLogs = cfg.Cluster.TrailingLogs
 	rc.BatchApplyCh = true
 	rc.MaxAppendEntries = 64 // media chunks are 512 KiB: bound what one append carries

@@ -61,8 +61,12 @@ func (f *Future) Wait(ctx context.Context) (any, uint64, error) {
 
 // ProposeAsync enqueues a command and returns at once. Calls made in order
 // are committed in that order, which lets the room builder pipeline sends.
+//
+// It does not wait for leadership: callers hold a room's lock around it,
+// and the request already waited for a ready leader before it was routed
+// here (Middleware), so a node that lost leadership fails fast.
 func (n *Node) ProposeAsync(op string, payload any) (*Future, error) {
-	if !n.awaitLeadership(leaderWait) {
+	if !n.LeaderReady() {
 		return nil, ErrUnavailable
 	}
 	data, err := fsm.Encode(op, time.Now().UnixMilli(), payload)

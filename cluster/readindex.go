@@ -75,14 +75,19 @@ func (r *readRounds) run(n *Node, rd *readRound) {
 	}
 }
 
-// readIndex finds the commit index a read must wait for: on the leader,
-// after confirming it still leads; on a follower, by asking the leader.
+// readIndex finds the index a read must wait for: on the leader, after
+// confirming it still leads; on a follower, by asking the leader. It is
+// the leader's store index, not Raft's commit index: every acknowledged
+// write is applied to the leader's store before it is acknowledged (a new
+// leader applies a barrier before it accepts writes), while no-op and
+// barrier entries, which never reach the store, would keep a commit index
+// out of reach until the next write.
 func (n *Node) readIndex() (uint64, bool) {
 	if n.LeaderReady() {
 		if err := n.raft.VerifyLeader().Error(); err != nil {
 			return 0, false
 		}
-		return n.raft.CommitIndex(), true
+		return n.store.AppliedIndex(), true
 	}
 	addr, id := n.raft.LeaderWithID()
 	if id == "" || string(id) == n.cfg.Node.ID {

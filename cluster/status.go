@@ -43,7 +43,9 @@ func (n *Node) Status() Status {
 		NodeID:       n.cfg.Node.ID,
 		State:        stateName(n.raft.State()),
 		LeaderID:     string(leaderID),
-		AppliedIndex: n.store.AppliedIndex(),
+		// Raft's applied index counts no-op and barrier entries, which
+		// never reach the store.
+		AppliedIndex: max(n.store.AppliedIndex(), n.raft.AppliedIndex()),
 		LastLogIndex: n.raft.LastIndex(),
 		Members:      []Member{},
 	}

@@ -52,9 +52,10 @@ type ClusterConfig struct {
 	GossipKey          string   `yaml:"gossip_key"`           // base64 of 16/24/32 bytes when set
 	HeartbeatTimeout   Duration `yaml:"heartbeat_timeout"`    // default 500ms
 	ElectionTimeout    Duration `yaml:"election_timeout"`     // default 500ms
-	LeaderLeaseTimeout Duration `yaml:"leader_lease_timeout"` // default 250ms
+	LeaderLeaseTimeout Duration `yaml:"leader_lease_timeout"` // default 500ms
 	CommitTimeout      Duration `yaml:"commit_timeout"`       // default 1ms: how soon followers learn a commit
 	SnapshotThreshold  uint64   `yaml:"snapshot_threshold"`   // default 8192
+	SnapshotInterval   Duration `yaml:"snapshot_interval"`    // default 2m: how often the threshold is checked
 	TrailingLogs       uint64   `yaml:"trailing_logs"`        // default 10240
 }
 
@@ -102,9 +103,10 @@ func base() *Config {
 			Bootstrap:          true,
 			HeartbeatTimeout:   Duration{500 * ms},
 			ElectionTimeout:    Duration{500 * ms},
-			LeaderLeaseTimeout: Duration{250 * ms},
+			LeaderLeaseTimeout: Duration{500 * ms},
 			CommitTimeout:      Duration{1 * ms},
 			SnapshotThreshold:  8192,
+			SnapshotInterval:   Duration{2 * 60 * 1000 * ms},
 			TrailingLogs:       10240,
 		},
 		Limits: LimitsConfig{MaxJSONBodyBytes: 1 << 20},

@@ -30,7 +30,7 @@ func TestDefault(t *testing.T) {
 		{"cluster.gossip_key", c.Cluster.GossipKey, ""},
 		{"cluster.heartbeat_timeout", c.Cluster.HeartbeatTimeout.Duration, 500 * time.Millisecond},
 		{"cluster.election_timeout", c.Cluster.ElectionTimeout.Duration, 500 * time.Millisecond},
-		{"cluster.leader_lease_timeout", c.Cluster.LeaderLeaseTimeout.Duration, 250 * time.Millisecond},
+		{"cluster.leader_lease_timeout", c.Cluster.LeaderLeaseTimeout.Duration, 500 * time.Millisecond},
 		{"cluster.commit_timeout", c.Cluster.CommitTimeout.Duration, time.Millisecond},
 		{"cluster.snapshot_threshold", c.Cluster.SnapshotThreshold, uint64(8192)},
 		{"cluster.trailing_logs", c.Cluster.TrailingLogs, uint64(10240)},

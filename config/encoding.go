@@ -131,6 +131,8 @@ cluster:
   commit_timeout: {{q .Cluster.CommitTimeout.String}}
   # Number of new log entries that triggers a snapshot.
   snapshot_threshold: {{.Cluster.SnapshotThreshold}}
+  # How often the snapshot threshold is checked (at least 10ms).
+  snapshot_interval: {{q .Cluster.SnapshotInterval.String}}
   # Number of log entries kept after a snapshot, for followers that lag behind.
   trailing_logs: {{.Cluster.TrailingLogs}}
 

@@ -165,6 +165,9 @@ func (c *Config) validateCluster(p *problems) {
 	if cl.SnapshotThreshold == 0 {
 		p.add("cluster.snapshot_threshold", "must be positive")
 	}
+	if cl.SnapshotInterval.Duration < 10*time.Millisecond {
+		p.add("cluster.snapshot_interval", "must be at least 10ms, got %s", cl.SnapshotInterval)
+	}
 }
 
 // checkServerName checks a Matrix server name: hostname / IPv4 / "[" IPv6
