@@ -40,9 +40,9 @@ func (n *Node) Status() Status {
 	_, leaderID := n.raft.LeaderWithID()
 	stats := n.raft.Stats()
 	st := Status{
-		NodeID:       n.cfg.Node.ID,
-		State:        stateName(n.raft.State()),
-		LeaderID:     string(leaderID),
+		NodeID:   n.cfg.Node.ID,
+		State:    stateName(n.raft.State()),
+		LeaderID: string(leaderID),
 		// Raft's applied index counts no-op and barrier entries, which
 		// never reach the store.
 		AppliedIndex: max(n.store.AppliedIndex(), n.raft.AppliedIndex()),
