@@ -9,6 +9,8 @@ import (
 
 	"github.com/julienschmidt/httprouter"
 	"github.com/tidwall/gjson"
+
+	"github.com/ganglion/ganglion/internal/matrixhttp"
 )
 
 // Complement: tests/csapi/room_messages_test.go, rooms_messages_test.go,
@@ -23,8 +25,8 @@ func TestComplementSendAndFetchMessage(t *testing.T) {
 	// POST /rooms/{roomId}/send/{eventType} is not in the route table yet
 	// (see the report): serve it beside the API for this test.
 	router := httprouter.New()
-	router.POST("/_matrix/client/r0/rooms/:roomId/send/:eventType", httprouter.Handle(api.authed(unescapeParams(api.sendNoTxn))))
-	legacy := httptest.NewServer(routeEscaped(router))
+	router.POST("/_matrix/client/r0/rooms/:roomId/send/:eventType", httprouter.Handle(api.authed(matrixhttp.UnescapeParams(api.sendNoTxn))))
+	legacy := httptest.NewServer(matrixhttp.RouteEscaped(router))
 	defer legacy.Close()
 	poster := &crClient{base: legacy.URL, UserID: alice.UserID, token: alice.token}
 	poster.mustDo(t, "POST", "/_matrix/client/r0"+crPath("rooms", roomID, "send", "m.room.message"), crMsg("TestSendAndFetchMessage"), nil)

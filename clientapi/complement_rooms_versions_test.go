@@ -8,6 +8,8 @@ import (
 
 	"github.com/julienschmidt/httprouter"
 	"github.com/tidwall/gjson"
+
+	"github.com/ganglion/ganglion/internal/matrixhttp"
 )
 
 // Complement: tests/csapi/room_versions_test.go, its local-user cases, for
@@ -20,8 +22,8 @@ func TestComplementRoomVersions(t *testing.T) {
 	// POST /rooms/{roomId}/redact/{eventId} is not in the route table yet
 	// (see the report): serve it beside the API for this test.
 	router := httprouter.New()
-	router.POST("/_matrix/client/v3/rooms/:roomId/redact/:eventId", httprouter.Handle(api.authed(unescapeParams(api.redactNoTxn))))
-	legacy := httptest.NewServer(routeEscaped(router))
+	router.POST("/_matrix/client/v3/rooms/:roomId/redact/:eventId", httprouter.Handle(api.authed(matrixhttp.UnescapeParams(api.redactNoTxn))))
+	legacy := httptest.NewServer(matrixhttp.RouteEscaped(router))
 	defer legacy.Close()
 
 	createSynced := func(t *testing.T, body map[string]any) string {

@@ -8,9 +8,11 @@ import (
 	"maunium.net/go/mautrix/id"
 
 	"github.com/ganglion/ganglion/fsm"
+	"github.com/ganglion/ganglion/rooms"
 )
 
-// Room aliases (directory.yaml) and directory visibility.
+// Room aliases (directory.yaml), directory visibility and the published
+// room directory (list_public_rooms.yaml).
 
 // GET /directory/room/{roomAlias}.
 func (a *API) getAlias(w http.ResponseWriter, r *http.Request, p httprouter.Params) {
@@ -195,6 +197,30 @@ func (a *API) putVisibility(w http.ResponseWriter, r *http.Request, p httprouter
 		return
 	}
 	writeJSON(w, http.StatusOK, struct{}{})
+}
+
+// GET and POST /publicRooms: rooms.Service.PublicRooms, this server's
+// directory; server names another server's, which needs federation.
+func (a *API) publicRooms(w http.ResponseWriter, r *http.Request, _ httprouter.Params) {
+	q := &rooms.PublicRoomsQuery{}
+	if r.Method == http.MethodPost {
+		if !a.readJSON(w, r, q) {
+			return
+		}
+	} else if err := q.ParseURL(r.URL.Query()); err != nil {
+		writeErr(w, err)
+		return
+	}
+	if server := r.URL.Query().Get("server"); server != "" && server != a.rooms.ServerName() {
+		writeError(w, http.StatusNotFound, "M_NOT_FOUND", "cannot list the directory of "+server+": federation is not available")
+		return
+	}
+	page, err := a.rooms.PublicRooms(q)
+	if err != nil {
+		writeErr(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, page)
 }
 
 func roomExists(rt *fsm.ReadTx, roomID string) bool {

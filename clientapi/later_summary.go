@@ -9,6 +9,7 @@ import (
 	"maunium.net/go/mautrix/id"
 
 	"github.com/ganglion/ganglion/fsm"
+	"github.com/ganglion/ganglion/rooms"
 )
 
 // Room summaries (room_summary.yaml) and the rule for which rooms a user
@@ -17,7 +18,7 @@ import (
 // roomSummaryChunk is the spec's RoomSummary: a directory entry plus the
 // fields only summaries carry.
 type roomSummaryChunk struct {
-	publicRoom
+	rooms.PublicRoom
 	AllowedRoomIDs []string `json:"allowed_room_ids,omitempty"`
 	Encryption     string   `json:"encryption,omitempty"`
 	RoomVersion    string   `json:"room_version,omitempty"`
@@ -31,7 +32,7 @@ type roomSummaryResponse struct {
 
 // summarizeRoom builds a room's summary from its current state.
 func summarizeRoom(rt *fsm.ReadTx, room *fsm.RoomRecord) roomSummaryChunk {
-	s := roomSummaryChunk{publicRoom: describeRoom(rt, room.RoomID), RoomVersion: room.Version}
+	s := roomSummaryChunk{PublicRoom: rooms.DescribePublicRoom(rt, room.RoomID), RoomVersion: room.Version}
 	if ev, err := rt.StateEvent(room.RoomID, "m.room.encryption", ""); err == nil {
 		s.Encryption = gjson.GetBytes(ev.PDU, "content.algorithm").Str
 	}

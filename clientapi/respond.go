@@ -8,8 +8,8 @@ import (
 	"net/http"
 	"unicode/utf8"
 
-	"github.com/ganglion/ganglion/cluster"
 	"github.com/ganglion/ganglion/fsm"
+	"github.com/ganglion/ganglion/internal/matrixhttp"
 )
 
 // matrixError is the spec's error body.
@@ -18,33 +18,16 @@ type matrixError struct {
 	Error   string `json:"error"`
 }
 
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	body, err := json.Marshal(v)
-	if err != nil {
-		status = http.StatusInternalServerError
-		body = []byte(`{"errcode":"M_UNKNOWN","error":"could not encode response"}`)
-	}
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	_, _ = w.Write(body)
-}
+func writeJSON(w http.ResponseWriter, status int, v any) { matrixhttp.WriteJSON(w, status, v) }
 
 func writeError(w http.ResponseWriter, status int, errcode, msg string) {
-	writeJSON(w, status, matrixError{Errcode: errcode, Error: msg})
+	matrixhttp.WriteError(w, status, errcode, msg)
 }
 
 // writeErr maps an internal error to the Matrix error shape: refusals from
 // Apply keep their code, cluster unavailability is 503, the rest is 500.
 func writeErr(w http.ResponseWriter, err error) {
-	var fe *fsm.Error
-	switch {
-	case errors.As(err, &fe):
-		writeError(w, fe.Status, fe.Errcode, fe.Message)
-	case errors.Is(err, cluster.ErrUnavailable):
-		writeError(w, http.StatusServiceUnavailable, "M_UNKNOWN", cluster.ErrUnavailable.Message)
-	case errors.Is(err, fsm.ErrNotFound):
-		writeError(w, http.StatusNotFound, "M_NOT_FOUND", "not found")
-	default:
+	if !matrixhttp.WriteStoreError(w, err) {
 		writeError(w, http.StatusInternalServerError, "M_UNKNOWN", err.Error())
 	}
 }

@@ -4,7 +4,6 @@ package clientapi
 
 import (
 	"net/http"
-	"net/url"
 	"strings"
 
 	"github.com/hashicorp/go-hclog"
@@ -13,6 +12,7 @@ import (
 	"github.com/ganglion/ganglion/cluster"
 	"github.com/ganglion/ganglion/config"
 	"github.com/ganglion/ganglion/fsm"
+	"github.com/ganglion/ganglion/internal/matrixhttp"
 	"github.com/ganglion/ganglion/rooms"
 )
 
@@ -51,22 +51,9 @@ func New(cfg *config.Config, node *cluster.Node, rs *rooms.Service, log hclog.Lo
 
 // Handler is the HTTP handler with CORS and the route table.
 func (a *API) Handler() http.Handler {
-	router := httprouter.New()
-	router.RedirectTrailingSlash = false
-	router.RedirectFixedPath = false
-	router.HandleOPTIONS = false
-	router.NotFound = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, http.StatusNotFound, "M_UNRECOGNIZED", "unrecognized request")
-	})
-	router.MethodNotAllowed = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, http.StatusMethodNotAllowed, "M_UNRECOGNIZED", "method not allowed")
-	})
-	router.PanicHandler = func(w http.ResponseWriter, r *http.Request, v any) {
-		a.log.Error("handler panic", "path", r.URL.Path, "panic", v)
-		writeError(w, http.StatusInternalServerError, "M_UNKNOWN", "internal error")
-	}
+	router := matrixhttp.NewRouter(a.log)
 	for _, rt := range a.routes() {
-		h := unescapeParams(rt.h)
+		h := matrixhttp.UnescapeParams(rt.h)
 		if rt.auth {
 			h = a.authed(h)
 		}
@@ -74,36 +61,7 @@ func (a *API) Handler() http.Handler {
 			router.Handle(rt.method, pfx+rt.path, httprouter.Handle(h))
 		}
 	}
-	return cors(routeEscaped(emptyStateKey(router)))
-}
-
-// routeEscaped makes the router match on the escaped path, so a parameter
-// holding an encoded slash (an alias or state key with "/") stays one
-// parameter; unescapeParams decodes each parameter for the handler.
-func routeEscaped(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.RawPath != "" {
-			r2 := r.Clone(r.Context())
-			r2.URL.Path = r.URL.RawPath
-			next.ServeHTTP(w, r2)
-			return
-		}
-		next.ServeHTTP(w, r)
-	})
-}
-
-func unescapeParams(h handler) handler {
-	return func(w http.ResponseWriter, r *http.Request, p httprouter.Params) {
-		for i := range p {
-			v, err := url.PathUnescape(p[i].Value)
-			if err != nil {
-				writeError(w, http.StatusBadRequest, "M_INVALID_PARAM", "bad escape in path parameter "+p[i].Key)
-				return
-			}
-			p[i].Value = v
-		}
-		h(w, r, p)
-	}
+	return cors(matrixhttp.RouteEscaped(emptyStateKey(router)))
 }
 
 // emptyStateKey maps `/rooms/{id}/state/{type}/` (the empty state key, as

@@ -2,18 +2,14 @@ package federation
 
 import (
 	"container/heap"
-	"crypto/tls"
 	"encoding/json"
 	"encoding/json/jsontext"
 	jsonv2 "encoding/json/v2"
 	"fmt"
-	"net"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"slices"
 	"strconv"
-	"strings"
 	"testing"
 
 	"github.com/julienschmidt/httprouter"
@@ -34,35 +30,14 @@ type backfillFake struct {
 
 func newBackfillFake(t *testing.T, pki *testPKI) *backfillFake {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	f := &backfillFake{fakeServer: &fakeServer{name: "localhost:" + strings.TrimPrefix(l.Addr().String(), "127.0.0.1:"),
-		key: NewSigningKey("fake"), pki: pki, events: map[string]json.RawMessage{},
-		stateBefore: map[string][]string{}, hits: map[string]int{}}}
-	api, err := NewWithKeys(Config{ServerName: f.name, AllowPrivateAddresses: true, ExtraCAFiles: []string{pki.certFile}},
-		&StaticKeys{Key: f.key}, senderLog())
-	if err != nil {
-		t.Fatal(err)
-	}
-	var routes []route
-	for _, rt := range api.routes() {
-		if strings.HasPrefix(rt.path, keyV2) {
-			routes = append(routes, rt)
-		}
-	}
-	routes = append(routes,
-		open(get, fedV1+"/event/:eventId", f.serveEvent),
-		open(get, fedV1+"/event_auth/:roomId/:eventId", f.serveEventAuth),
-		open(get, fedV1+"/backfill/:roomId", f.serveBackfill))
-	f.srv = httptest.NewUnstartedServer(api.handler(routes))
-	f.srv.Listener.Close()
-	f.srv.Listener = l
-	f.srv.TLS = &tls.Config{Certificates: []tls.Certificate{pki.cert}}
-	f.srv.StartTLS()
-	t.Cleanup(f.srv.Close)
-	return f
+	bf := &backfillFake{}
+	bf.fakeServer = startFakeServer(t, pki, func(f *fakeServer) []route {
+		return []route{
+			open(get, fedV1+"/event/:eventId", f.serveEvent),
+			open(get, fedV1+"/event_auth/:roomId/:eventId", f.serveEventAuth),
+			open(get, fedV1+"/backfill/:roomId", bf.serveBackfill)}
+	})
+	return bf
 }
 
 func (f *backfillFake) serveBackfill(w http.ResponseWriter, r *http.Request, _ httprouter.Params) {
@@ -131,7 +106,7 @@ func (f *backfillFake) ev(t *testing.T, names map[string]string, roomID, name, e
 }
 
 // backfilled lists the room's backfill stream, newest first.
-func backfilled(n *inNode, roomID string) []*fsm.EventRecord {
+func backfilled(n *homeserver, roomID string) []*fsm.EventRecord {
 	var out []*fsm.EventRecord
 	n.view(func(rt *fsm.ReadTx) {
 		rt.BackfilledEvents(roomID, 0, 0, func(e *fsm.EventRecord) bool { out = append(out, e); return true })
@@ -157,7 +132,7 @@ func bodies(recs []*fsm.EventRecord) []string {
 
 func TestBackfillFromScriptedServer(t *testing.T) {
 	pki := newTestPKI(t)
-	n := newInNode(t, pki)
+	n := newHomeserver(t, pki)
 	f := newBackfillFake(t, pki)
 	ctx := t.Context()
 	roomID, alice := "!history:"+f.name, "@alice:"+n.name
@@ -237,10 +212,7 @@ func TestBackfillFromGanglion(t *testing.T) {
 	a, b := twoHomeservers(t)
 	ctx := t.Context()
 	alice, bob := a.user(t, "alice"), b.user(t, "bob")
-	roomID, err := a.rs.CreateRoom(ctx, rooms.CreateRoomRequest{Creator: alice, Preset: "public_chat"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	roomID := mustCreateRoom(t, a.rs, rooms.CreateRoomRequest{Creator: alice, Preset: "public_chat"})
 	var want []string
 	for i := range 30 {
 		body := fmt.Sprint("before ", i)
@@ -254,6 +226,7 @@ func TestBackfillFromGanglion(t *testing.T) {
 		t.Fatal(err)
 	}
 	calls := 0
+	var err error
 	for more := true; more; calls++ {
 		if calls > 10 {
 			t.Fatal("backfill did not end")
@@ -262,8 +235,7 @@ func TestBackfillFromGanglion(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	bn := &inNode{node: b.node}
-	if got := bodies(backfilled(bn, roomID)); fmt.Sprint(got) != fmt.Sprint(want) {
+	if got := bodies(backfilled(b, roomID)); fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Fatalf("B backfilled %v\nwant %v", got, want)
 	}
 	if calls < 3 {

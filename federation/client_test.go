@@ -3,7 +3,6 @@ package federation
 import (
 	"context"
 	"errors"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -14,8 +13,6 @@ import (
 	mfed "maunium.net/go/mautrix/federation"
 	"maunium.net/go/mautrix/id"
 
-	"github.com/ganglion/ganglion/cluster"
-	"github.com/ganglion/ganglion/config"
 	"github.com/ganglion/ganglion/rooms"
 )
 
@@ -101,25 +98,9 @@ func TestConfigValidation(t *testing.T) {
 // On a real node the key server publishes the cluster's key, the one
 // rooms signs events with.
 func TestStoreKeysOnNode(t *testing.T) {
-	cfg := config.Default()
-	cfg.DataDir = t.TempDir()
-	cfg.ServerName = "node.test"
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.Node.RaftListen = l.Addr().String()
-	cfg.Node.RaftAdvertise = cfg.Node.RaftListen
-	l.Close()
+	cfg := testNodeConfig(t, "node.test")
 	log := hclog.New(&hclog.LoggerOptions{Level: hclog.Warn})
-	node, err := cluster.Open(cfg, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { node.Close() })
-	if err := node.WaitLeader(10 * time.Second); err != nil {
-		t.Fatal(err)
-	}
+	node := openNode(t, cfg, log)
 	rs := rooms.New(node, cfg.ServerName, "12", log)
 	api, err := New(Config{ServerName: cfg.ServerName}, node, rs, log.Named("federation"))
 	if err != nil {

@@ -80,10 +80,7 @@ func TestServeEventsToAMemberServer(t *testing.T) {
 	}
 
 	// A room ID in the path that is not the event's room.
-	other, err := n.rs.CreateRoom(t.Context(), rooms.CreateRoomRequest{Creator: r.alice, Preset: "public_chat"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	other := mustCreateRoom(t, n.rs, rooms.CreateRoomRequest{Creator: r.alice, Preset: "public_chat"})
 	status, body = f.request(t, n, get, fedV1+"/event_auth/"+q(other)+"/"+q(chain[0]), nil)
 	wantStatus(t, "event_auth, other room (fake not in it)", status, body, http.StatusForbidden, "M_FORBIDDEN")
 	r2 := &fedRoom{n: n, f: f, roomID: other, alice: r.alice, bob: r.bob}
@@ -138,14 +135,11 @@ func TestServeRefusesServersNotInTheRoom(t *testing.T) {
 // redacted.
 func TestServeRedactsWhatHistoryVisibilityHides(t *testing.T) {
 	pki := newTestPKI(t)
-	n := newInNode(t, pki)
+	n := newHomeserver(t, pki)
 	f := newFakeServer(t, pki)
 	alice := "@alice:" + n.name
-	roomID, err := n.rs.CreateRoom(t.Context(), rooms.CreateRoomRequest{Creator: alice, Preset: "public_chat",
+	roomID := mustCreateRoom(t, n.rs, rooms.CreateRoomRequest{Creator: alice, Preset: "public_chat",
 		InitialState: []rooms.StateEventSpec{{Type: "m.room.history_visibility", Content: json.RawMessage(`{"history_visibility":"joined"}`)}}})
-	if err != nil {
-		t.Fatal(err)
-	}
 	secret, err := n.rs.Send(t.Context(), rooms.SendRequest{RoomID: roomID, EventSpec: rooms.EventSpec{
 		Type: "m.room.message", Sender: alice, Content: json.RawMessage(`{"msgtype":"m.text","body":"secret"}`)}})
 	if err != nil {

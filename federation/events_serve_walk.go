@@ -45,41 +45,40 @@ func (a *API) backfill(w http.ResponseWriter, r *http.Request, p httprouter.Para
 	limit = min(max(limit, 0), maxBackfill)
 	from = from[:min(len(from), maxWalkStartEvents)]
 	var pdus []json.RawMessage
-	var merr *matrixError
-	_ = a.store.View(func(rt *fsm.ReadTx) error {
-		if merr = roomAccess(rt, roomID, origin); merr != nil {
-			return nil
-		}
-		room, _ := rt.Room(roomID)
-		vis := newVisibility(rt, room, origin)
-		queue := &recHeap{}
-		seen := map[string]bool{}
-		push := func(evID string) {
-			if seen[evID] {
-				return
-			}
-			seen[evID] = true
-			if rec, err := rt.Event(evID); err == nil && rec.RoomID == roomID && !rec.Rejected {
-				heap.Push(queue, rec)
-			}
-		}
-		for _, evID := range from {
-			push(evID)
-		}
-		for queue.Len() > 0 && len(pdus) < limit {
-			rec := heap.Pop(queue).(*fsm.EventRecord)
-			pdus = append(pdus, vis.served(rec))
-			for _, pe := range prevEventsOf(rec.PDU) {
-				push(pe)
-			}
-		}
-		return nil
-	})
-	if merr != nil {
-		writeMatrixError(w, merr)
+	if !a.readVisible(w, roomID, origin, func(rt *fsm.ReadTx, vis *visibility) {
+		pdus = walkBack(rt, vis, roomID, from, limit)
+	}) {
 		return
 	}
 	writeJSON(w, http.StatusOK, a.pduTransaction(pdus))
+}
+
+// walkBack lists the events named in from and those before them,
+// breadth-first by depth (deepest first), up to limit, as vis serves them.
+func walkBack(rt *fsm.ReadTx, vis *visibility, roomID string, from []string, limit int) []json.RawMessage {
+	var pdus []json.RawMessage
+	queue := &recHeap{}
+	seen := map[string]bool{}
+	push := func(evID string) {
+		if seen[evID] {
+			return
+		}
+		seen[evID] = true
+		if rec, err := rt.Event(evID); err == nil && rec.RoomID == roomID && !rec.Rejected {
+			heap.Push(queue, rec)
+		}
+	}
+	for _, evID := range from {
+		push(evID)
+	}
+	for queue.Len() > 0 && len(pdus) < limit {
+		rec := heap.Pop(queue).(*fsm.EventRecord)
+		pdus = append(pdus, vis.served(rec))
+		for _, pe := range prevEventsOf(rec.PDU) {
+			push(pe)
+		}
+	}
+	return pdus
 }
 
 type missingEventsReq struct {
@@ -109,68 +108,87 @@ func (a *API) getMissingEvents(w http.ResponseWriter, r *http.Request, p httprou
 	if req.Limit != nil {
 		limit = min(max(*req.Limit, 0), maxMissingEvents)
 	}
-	var found []*fsm.EventRecord
 	var pdus []json.RawMessage
+	if !a.readVisible(w, roomID, origin, func(rt *fsm.ReadTx, vis *visibility) {
+		pdus = missingEvents(rt, vis, roomID, &req, limit)
+	}) {
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string][]json.RawMessage{"events": pdus})
+}
+
+// missingEvents walks the prev events of req's latest events breadth-first,
+// not entering its earliest events, skipping events below its min depth, up
+// to limit; oldest first, as vis serves them.
+func missingEvents(rt *fsm.ReadTx, vis *visibility, roomID string, req *missingEventsReq, limit int) []json.RawMessage {
+	var found []*fsm.EventRecord
+	seen := map[string]bool{}
+	for _, e := range req.EarliestEvents[:min(len(req.EarliestEvents), maxWalkStartEvents)] {
+		seen[e] = true
+	}
+	var front []string
+	for _, e := range req.LatestEvents[:min(len(req.LatestEvents), maxWalkStartEvents)] {
+		if !seen[e] {
+			seen[e] = true
+			front = append(front, e)
+		}
+	}
+	for len(front) > 0 && len(found) < limit {
+		var next []string
+		for _, evID := range front {
+			rec, err := rt.Event(evID)
+			if err != nil || rec.RoomID != roomID {
+				continue
+			}
+			for _, pe := range prevEventsOf(rec.PDU) {
+				if seen[pe] || len(found) >= limit {
+					continue
+				}
+				seen[pe] = true
+				prev, err := rt.Event(pe)
+				if err != nil || prev.RoomID != roomID || prev.Rejected || prev.Depth < req.MinDepth {
+					continue
+				}
+				found = append(found, prev)
+				next = append(next, pe)
+			}
+		}
+		front = next
+	}
+	slices.SortStableFunc(found, func(x, y *fsm.EventRecord) int {
+		switch {
+		case x.Depth != y.Depth:
+			return int(min(max(x.Depth-y.Depth, -1), 1))
+		case x.EventID < y.EventID:
+			return -1
+		}
+		return 1
+	})
+	pdus := make([]json.RawMessage, 0, len(found))
+	for _, rec := range found {
+		pdus = append(pdus, vis.served(rec))
+	}
+	return pdus
+}
+
+// readVisible runs fn in one read transaction with what origin may see of
+// roomID, once roomAccess lets origin ask about the room at all; otherwise
+// it answers with the refusal and returns false.
+func (a *API) readVisible(w http.ResponseWriter, roomID, origin string, fn func(rt *fsm.ReadTx, vis *visibility)) bool {
 	var merr *matrixError
 	_ = a.store.View(func(rt *fsm.ReadTx) error {
 		if merr = roomAccess(rt, roomID, origin); merr != nil {
 			return nil
 		}
 		room, _ := rt.Room(roomID)
-		vis := newVisibility(rt, room, origin)
-		seen := map[string]bool{}
-		for _, e := range req.EarliestEvents[:min(len(req.EarliestEvents), maxWalkStartEvents)] {
-			seen[e] = true
-		}
-		var front []string
-		for _, e := range req.LatestEvents[:min(len(req.LatestEvents), maxWalkStartEvents)] {
-			if !seen[e] {
-				seen[e] = true
-				front = append(front, e)
-			}
-		}
-		for len(front) > 0 && len(found) < limit {
-			var next []string
-			for _, evID := range front {
-				rec, err := rt.Event(evID)
-				if err != nil || rec.RoomID != roomID {
-					continue
-				}
-				for _, pe := range prevEventsOf(rec.PDU) {
-					if seen[pe] || len(found) >= limit {
-						continue
-					}
-					seen[pe] = true
-					prev, err := rt.Event(pe)
-					if err != nil || prev.RoomID != roomID || prev.Rejected || prev.Depth < req.MinDepth {
-						continue
-					}
-					found = append(found, prev)
-					next = append(next, pe)
-				}
-			}
-			front = next
-		}
-		slices.SortStableFunc(found, func(x, y *fsm.EventRecord) int {
-			switch {
-			case x.Depth != y.Depth:
-				return int(min(max(x.Depth-y.Depth, -1), 1))
-			case x.EventID < y.EventID:
-				return -1
-			}
-			return 1
-		})
-		pdus = make([]json.RawMessage, 0, len(found))
-		for _, rec := range found {
-			pdus = append(pdus, vis.served(rec))
-		}
+		fn(rt, newVisibility(rt, room, origin))
 		return nil
 	})
 	if merr != nil {
 		writeMatrixError(w, merr)
-		return
+		return false
 	}
-	writeJSON(w, http.StatusOK, map[string][]json.RawMessage{"events": pdus})
+	return true
 }
 
 // prevEventsOf lists a stored PDU's prev event IDs.

@@ -59,12 +59,9 @@ type testServer struct {
 // newTestServer starts a server trusting pki; mod adjusts its config.
 func newTestServer(t *testing.T, pki *testPKI, mod func(*Config)) *testServer {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
+	l, name := listenLoopback(t)
 	ts := &testServer{
-		name: "localhost:" + strings.TrimPrefix(l.Addr().String(), "127.0.0.1:"),
+		name: name,
 		keys: &StaticKeys{Key: NewSigningKey("k1")},
 		hits: map[string]int{},
 	}
@@ -77,6 +74,7 @@ func newTestServer(t *testing.T, pki *testPKI, mod func(*Config)) *testServer {
 	if testing.Verbose() {
 		log = hclog.New(&hclog.LoggerOptions{Name: ts.name, Level: hclog.Debug})
 	}
+	var err error
 	ts.api, err = NewWithKeys(cfg, ts.keys, log)
 	if err != nil {
 		t.Fatal(err)
@@ -86,18 +84,35 @@ func newTestServer(t *testing.T, pki *testPKI, mod func(*Config)) *testServer {
 		signed(put, "/_matrix/federation/test/echo/:x", echo),
 	)
 	h := ts.api.handler(routes)
-	ts.srv = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	ts.srv = serveTLS(t, l, pki, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ts.mu.Lock()
 		ts.hits[r.URL.Path]++
 		ts.mu.Unlock()
 		h.ServeHTTP(w, r)
 	}))
-	ts.srv.Listener.Close()
-	ts.srv.Listener = l
-	ts.srv.TLS = &tls.Config{Certificates: []tls.Certificate{pki.cert}}
-	ts.srv.StartTLS()
-	t.Cleanup(ts.srv.Close)
 	return ts
+}
+
+// listenLoopback opens a listener on a free 127.0.0.1 port; the server on
+// it is named localhost:<port>.
+func listenLoopback(t *testing.T) (net.Listener, string) {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l, "localhost:" + strings.TrimPrefix(l.Addr().String(), "127.0.0.1:")
+}
+
+// serveTLS serves h on l with pki's certificate until the test ends.
+func serveTLS(t *testing.T, l net.Listener, pki *testPKI, h http.Handler) *httptest.Server {
+	srv := httptest.NewUnstartedServer(h)
+	srv.Listener.Close()
+	srv.Listener = l
+	srv.TLS = &tls.Config{Certificates: []tls.Certificate{pki.cert}}
+	srv.StartTLS()
+	t.Cleanup(srv.Close)
+	return srv
 }
 
 // echo answers with the authenticated origin, the path parameter and body.

@@ -118,7 +118,7 @@ func (s *sinkRecorder) got() (typing, presence []string) {
 
 // fedRoom is the common setup.
 type fedRoom struct {
-	n      *inNode
+	n      *homeserver
 	f      *fakeServer
 	pki    *testPKI
 	roomID string
@@ -130,13 +130,10 @@ type fedRoom struct {
 func newFedRoom(t *testing.T) *fedRoom {
 	t.Helper()
 	pki := newTestPKI(t)
-	n := newInNode(t, pki)
+	n := newHomeserver(t, pki)
 	f := newFakeServer(t, pki)
 	alice := "@alice:" + n.name
-	roomID, err := n.rs.CreateRoom(t.Context(), rooms.CreateRoomRequest{Creator: alice, Preset: "public_chat"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	roomID := mustCreateRoom(t, n.rs, rooms.CreateRoomRequest{Creator: alice, Preset: "public_chat"})
 	bob := f.user("bob")
 	join, raw := f.build(t, n, roomID, evSpec{sender: bob, typ: "m.room.member", stateKey: sk(bob),
 		content: map[string]any{"membership": "join"}})
@@ -155,6 +152,23 @@ func (r *fedRoom) message(t *testing.T, body string, mods ...func(*evSpec)) (str
 		m(&s)
 	}
 	return r.f.build(t, r.n, r.roomID, s)
+}
+
+// messageChain builds count messages of the fake's user, each on the one
+// before it, from bob's join; built (if not nil) sees each as it is built.
+func (r *fedRoom) messageChain(t *testing.T, count int, built func(evID string)) []string {
+	t.Helper()
+	var chain []string
+	prev := []string{r.join}
+	for i := range count {
+		evID, _ := r.message(t, "m", func(s *evSpec) { s.prev = prev; s.content = map[string]any{"body": i} })
+		if built != nil {
+			built(evID)
+		}
+		chain = append(chain, evID)
+		prev = []string{evID}
+	}
+	return chain
 }
 
 // localSend sends an event as alice and returns its ID.

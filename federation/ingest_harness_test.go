@@ -1,11 +1,9 @@
 package federation
 
 import (
-	"crypto/tls"
 	"encoding/json"
 	"encoding/json/jsontext"
 	jsonv2 "encoding/json/v2"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -19,77 +17,21 @@ import (
 	"maunium.net/go/mautrix/federation/pdu"
 	"maunium.net/go/mautrix/id"
 
-	"github.com/ganglion/ganglion/cluster"
-	"github.com/ganglion/ganglion/config"
 	"github.com/ganglion/ganglion/fsm"
-	"github.com/ganglion/ganglion/rooms"
 )
 
-// A real single node serving federation on loopback TLS, and scripted fake
+// Reads of a homeserver's store (join_harness_test.go), and scripted fake
 // remote servers (their own keys, their own DAG) that push to it and answer
 // its fetches.
 
-type inNode struct {
-	name string
-	node *cluster.Node
-	rs   *rooms.Service
-	api  *API
-	srv  *httptest.Server
+func (hs *homeserver) view(fn func(rt *fsm.ReadTx)) {
+	_ = hs.node.Store().View(func(rt *fsm.ReadTx) error { fn(rt); return nil })
 }
 
-func newInNode(t *testing.T, pki *testPKI) *inNode {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	n := &inNode{name: "localhost:" + strings.TrimPrefix(l.Addr().String(), "127.0.0.1:")}
-	cfg := config.Default()
-	cfg.DataDir = t.TempDir()
-	cfg.ServerName = n.name
-	rl, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.Node.RaftListen = rl.Addr().String()
-	cfg.Node.RaftAdvertise = cfg.Node.RaftListen
-	rl.Close()
-	cfg.Cluster.HeartbeatTimeout.Duration = 50 * time.Millisecond
-	cfg.Cluster.ElectionTimeout.Duration = 50 * time.Millisecond
-	cfg.Cluster.LeaderLeaseTimeout.Duration = 50 * time.Millisecond
-	if n.node, err = cluster.Open(cfg, senderLog()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { n.node.Close() })
-	if err := n.node.WaitLeader(10 * time.Second); err != nil {
-		t.Fatal(err)
-	}
-	n.rs = rooms.New(n.node, n.name, "", senderLog())
-	if err := n.rs.Start(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	n.api, err = New(Config{ServerName: n.name, AllowPrivateAddresses: true, ExtraCAFiles: []string{pki.certFile},
-		RequestTimeout: 10 * time.Second}, n.node, n.rs, senderLog())
-	if err != nil {
-		t.Fatal(err)
-	}
-	n.srv = httptest.NewUnstartedServer(n.api.Handler())
-	n.srv.Listener.Close()
-	n.srv.Listener = l
-	n.srv.TLS = &tls.Config{Certificates: []tls.Certificate{pki.cert}}
-	n.srv.StartTLS()
-	t.Cleanup(n.srv.Close)
-	return n
-}
-
-func (n *inNode) view(fn func(rt *fsm.ReadTx)) {
-	_ = n.node.Store().View(func(rt *fsm.ReadTx) error { fn(rt); return nil })
-}
-
-func (n *inNode) room(t *testing.T, roomID string) *fsm.RoomRecord {
+func (hs *homeserver) room(t *testing.T, roomID string) *fsm.RoomRecord {
 	t.Helper()
 	var room *fsm.RoomRecord
-	n.view(func(rt *fsm.ReadTx) { room, _ = rt.Room(roomID) })
+	hs.view(func(rt *fsm.ReadTx) { room, _ = rt.Room(roomID) })
 	if room == nil {
 		t.Fatalf("room %s unknown", roomID)
 	}
@@ -97,23 +39,23 @@ func (n *inNode) room(t *testing.T, roomID string) *fsm.RoomRecord {
 }
 
 // timeline lists the room's live timeline, oldest first.
-func (n *inNode) timeline(roomID string) []string {
+func (hs *homeserver) timeline(roomID string) []string {
 	var out []string
-	n.view(func(rt *fsm.ReadTx) {
+	hs.view(func(rt *fsm.ReadTx) {
 		rt.RoomEvents(roomID, 0, true, 0, func(e *fsm.EventRecord) bool { out = append(out, e.EventID); return true })
 	})
 	return out
 }
 
-func (n *inNode) stateID(roomID, evType, stateKey string) string {
+func (hs *homeserver) stateID(roomID, evType, stateKey string) string {
 	var out string
-	n.view(func(rt *fsm.ReadTx) { out = rt.StateEventID(roomID, evType, stateKey) })
+	hs.view(func(rt *fsm.ReadTx) { out = rt.StateEventID(roomID, evType, stateKey) })
 	return out
 }
 
-func (n *inNode) event(roomID, evID string) *fsm.EventRecord {
+func (hs *homeserver) event(roomID, evID string) *fsm.EventRecord {
 	var rec *fsm.EventRecord
-	n.view(func(rt *fsm.ReadTx) { rec, _ = rt.Event(evID) })
+	hs.view(func(rt *fsm.ReadTx) { rec, _ = rt.Event(evID) })
 	return rec
 }
 
@@ -133,35 +75,34 @@ type fakeServer struct {
 
 func newFakeServer(t *testing.T, pki *testPKI) *fakeServer {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	f := &fakeServer{name: "localhost:" + strings.TrimPrefix(l.Addr().String(), "127.0.0.1:"),
-		key: NewSigningKey("fake"), pki: pki, events: map[string]json.RawMessage{},
+	return startFakeServer(t, pki, func(f *fakeServer) []route {
+		return []route{
+			open(get, fedV1+"/event/:eventId", f.serveEvent),
+			open(get, fedV1+"/event_auth/:roomId/:eventId", f.serveEventAuth),
+			open(post, fedV1+"/get_missing_events/:roomId", f.serveMissing),
+			open(get, fedV1+"/state_ids/:roomId", f.serveStateIDs)}
+	})
+}
+
+// startFakeServer starts a fake remote server with a real key server and
+// the routes that routes(f) gives.
+func startFakeServer(t *testing.T, pki *testPKI, routes func(f *fakeServer) []route) *fakeServer {
+	t.Helper()
+	l, name := listenLoopback(t)
+	f := &fakeServer{name: name, key: NewSigningKey("fake"), pki: pki, events: map[string]json.RawMessage{},
 		stateBefore: map[string][]string{}, hits: map[string]int{}}
 	api, err := NewWithKeys(Config{ServerName: f.name, AllowPrivateAddresses: true, ExtraCAFiles: []string{pki.certFile}},
 		&StaticKeys{Key: f.key}, senderLog())
 	if err != nil {
 		t.Fatal(err)
 	}
-	var routes []route
+	var served []route
 	for _, rt := range api.routes() {
 		if strings.HasPrefix(rt.path, keyV2) {
-			routes = append(routes, rt)
+			served = append(served, rt)
 		}
 	}
-	routes = append(routes,
-		open(get, fedV1+"/event/:eventId", f.serveEvent),
-		open(get, fedV1+"/event_auth/:roomId/:eventId", f.serveEventAuth),
-		open(post, fedV1+"/get_missing_events/:roomId", f.serveMissing),
-		open(get, fedV1+"/state_ids/:roomId", f.serveStateIDs))
-	f.srv = httptest.NewUnstartedServer(api.handler(routes))
-	f.srv.Listener.Close()
-	f.srv.Listener = l
-	f.srv.TLS = &tls.Config{Certificates: []tls.Certificate{pki.cert}}
-	f.srv.StartTLS()
-	t.Cleanup(f.srv.Close)
+	f.srv = serveTLS(t, l, pki, api.handler(append(served, routes(f)...)))
 	return f
 }
 
@@ -197,7 +138,7 @@ type evSpec struct {
 func sk(s string) *string { return &s }
 
 // build makes, signs and records an event of n's room.
-func (f *fakeServer) build(t *testing.T, n *inNode, roomID string, s evSpec) (string, json.RawMessage) {
+func (f *fakeServer) build(t *testing.T, n *homeserver, roomID string, s evSpec) (string, json.RawMessage) {
 	t.Helper()
 	room := n.room(t, roomID)
 	ver := id.RoomVersion(room.Version)
@@ -259,7 +200,7 @@ func (f *fakeServer) build(t *testing.T, n *inNode, roomID string, s evSpec) (st
 }
 
 // lookup finds an event in the fake's DAG or the node's store.
-func (f *fakeServer) lookup(n *inNode, evID string) *VerifiedPDU {
+func (f *fakeServer) lookup(n *homeserver, evID string) *VerifiedPDU {
 	f.mu.Lock()
 	raw := f.events[evID]
 	f.mu.Unlock()
@@ -279,7 +220,7 @@ func (f *fakeServer) lookup(n *inNode, evID string) *VerifiedPDU {
 }
 
 // request makes a request to n signed by the fake server.
-func (f *fakeServer) request(t *testing.T, n *inNode, method, path string, body any) (int, map[string]any) {
+func (f *fakeServer) request(t *testing.T, n *homeserver, method, path string, body any) (int, map[string]any) {
 	t.Helper()
 	var raw []byte
 	if body != nil {
@@ -296,7 +237,7 @@ func (f *fakeServer) request(t *testing.T, n *inNode, method, path string, body 
 }
 
 // send pushes a transaction and returns its pdus answer.
-func (f *fakeServer) send(t *testing.T, n *inNode, txnID string, pdus []json.RawMessage, edus ...any) map[string]any {
+func (f *fakeServer) send(t *testing.T, n *homeserver, txnID string, pdus []json.RawMessage, edus ...any) map[string]any {
 	t.Helper()
 	if pdus == nil {
 		pdus = []json.RawMessage{}

@@ -15,13 +15,7 @@ import (
 // order.
 func TestIngestFetchesMissingPrevEvents(t *testing.T) {
 	r := newFedRoom(t)
-	var chain []string
-	prev := []string{r.join}
-	for i := range 5 {
-		evID, _ := r.message(t, "m", func(s *evSpec) { s.prev = prev; s.content = map[string]any{"body": i} })
-		chain = append(chain, evID)
-		prev = []string{evID}
-	}
+	chain := r.messageChain(t, 5, nil)
 	last := chain[len(chain)-1]
 	wantAccepted(t, r.f.send(t, r.n, "gme", []json.RawMessage{r.f.lookup(r.n, last).Raw}), last)
 	if r.f.hitCount("get_missing_events") == 0 {
@@ -38,16 +32,11 @@ func TestIngestFetchesMissingPrevEvents(t *testing.T) {
 func TestIngestFillsAGap(t *testing.T) {
 	r := newFedRoom(t)
 	state := r.currentStateIDs() // messages change no state: the state before each
-	prev := []string{r.join}
-	var chain []string
-	for i := range gmeLimit*gmeRounds + 10 {
-		evID, _ := r.message(t, "m", func(s *evSpec) { s.prev = prev; s.content = map[string]any{"body": i} })
+	chain := r.messageChain(t, gmeLimit*gmeRounds+10, func(evID string) {
 		r.f.mu.Lock()
 		r.f.stateBefore[evID] = state
 		r.f.mu.Unlock()
-		chain = append(chain, evID)
-		prev = []string{evID}
-	}
+	})
 	last := chain[len(chain)-1]
 	wantAccepted(t, r.f.send(t, r.n, "gap", []json.RawMessage{r.f.lookup(r.n, last).Raw}), last)
 	if r.f.hitCount("state_ids") == 0 {

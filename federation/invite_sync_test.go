@@ -48,11 +48,8 @@ func TestRemoteInviteInSync(t *testing.T) {
 		t.Fatalf("register: %d %v", status, reg)
 	}
 	bob, token := reg["user_id"].(string), reg["access_token"].(string)
-	roomID, err := a.rs.CreateRoom(ctx, rooms.CreateRoomRequest{Creator: alice, Preset: "private_chat",
+	roomID := mustCreateRoom(t, a.rs, rooms.CreateRoomRequest{Creator: alice, Preset: "private_chat",
 		Name: "Far away", HasName: true})
-	if err != nil {
-		t.Fatal(err)
-	}
 	inviteOverFederation(t, a, roomID, alice, bob)
 	status, sync := clientCall(t, "GET", cs.URL+"/_matrix/client/v3/sync", token, nil)
 	if status != http.StatusOK {

@@ -40,11 +40,8 @@ func TestInviteRemoteThenReject(t *testing.T) {
 	a, b := twoHomeservers(t)
 	ctx := t.Context()
 	alice, bob := a.user(t, "alice"), b.user(t, "bob")
-	roomID, err := a.rs.CreateRoom(ctx, rooms.CreateRoomRequest{Creator: alice, Preset: "private_chat",
+	roomID := mustCreateRoom(t, a.rs, rooms.CreateRoomRequest{Creator: alice, Preset: "private_chat",
 		Name: "Secret", HasName: true})
-	if err != nil {
-		t.Fatal(err)
-	}
 	inviteID := inviteOverFederation(t, a, roomID, alice, bob)
 	if a.membership(bob, roomID) != "invite" || b.membership(bob, roomID) != "invite" {
 		t.Fatalf("after the invite: A says %q, B says %q", a.membership(bob, roomID), b.membership(bob, roomID))
@@ -95,10 +92,7 @@ func TestRejectInviteOfUnreachableServer(t *testing.T) {
 	a, b := twoHomeservers(t)
 	ctx := t.Context()
 	alice, bob := a.user(t, "alice"), b.user(t, "bob")
-	roomID, err := a.rs.CreateRoom(ctx, rooms.CreateRoomRequest{Creator: alice, Preset: "private_chat"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	roomID := mustCreateRoom(t, a.rs, rooms.CreateRoomRequest{Creator: alice, Preset: "private_chat"})
 	inviteOverFederation(t, a, roomID, alice, bob)
 	a.srv.Close()
 	if err := b.api.LeaveRemote(ctx, bob, roomID, ""); err != nil {
@@ -114,10 +108,7 @@ func TestInviteRefusals(t *testing.T) {
 	ctx := t.Context()
 	alice := a.user(t, "alice")
 	b.user(t, "bob")
-	roomID, err := a.rs.CreateRoom(ctx, rooms.CreateRoomRequest{Creator: alice, Preset: "private_chat"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	roomID := mustCreateRoom(t, a.rs, rooms.CreateRoomRequest{Creator: alice, Preset: "private_chat"})
 	// No such user on B.
 	ghost := "@ghost:" + b.name
 	p, ver := a.buildLocal(t, roomID, alice, "m.room.member", &ghost, map[string]any{"membership": "invite"})
@@ -154,11 +145,8 @@ func TestKnockRemoteThenRetract(t *testing.T) {
 	ctx := t.Context()
 	alice, bob := a.user(t, "alice"), b.user(t, "bob")
 	rule, _ := json.Marshal(map[string]any{"join_rule": "knock"})
-	roomID, err := a.rs.CreateRoom(ctx, rooms.CreateRoomRequest{Creator: alice, Preset: "private_chat", Name: "Knock knock",
+	roomID := mustCreateRoom(t, a.rs, rooms.CreateRoomRequest{Creator: alice, Preset: "private_chat", Name: "Knock knock",
 		HasName: true, InitialState: []rooms.StateEventSpec{{Type: "m.room.join_rules", Content: rule}}})
-	if err != nil {
-		t.Fatal(err)
-	}
 	got, err := b.api.KnockRemote(ctx, bob, roomID, []string{a.name}, "let me in")
 	if err != nil || got != roomID {
 		t.Fatalf("KnockRemote = %q, %v", got, err)
@@ -177,10 +165,7 @@ func TestKnockRemoteThenRetract(t *testing.T) {
 		t.Fatalf("after retracting: A says %q, B says %q", a.membership(bob, roomID), b.membership(bob, roomID))
 	}
 	// A room that does not allow knocking.
-	public, err := a.rs.CreateRoom(ctx, rooms.CreateRoomRequest{Creator: alice, Preset: "public_chat"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	public := mustCreateRoom(t, a.rs, rooms.CreateRoomRequest{Creator: alice, Preset: "public_chat"})
 	if _, err := b.api.KnockRemote(ctx, bob, public, []string{a.name}, ""); !isCode(err, http.StatusForbidden, "M_FORBIDDEN") {
 		t.Fatalf("knock on a public room: %v", err)
 	}
@@ -192,10 +177,7 @@ func TestInviteWhileResident(t *testing.T) {
 	a, b := twoHomeservers(t)
 	ctx := t.Context()
 	alice, bob, carol := a.user(t, "alice"), b.user(t, "bob"), b.user(t, "carol")
-	roomID, err := a.rs.CreateRoom(ctx, rooms.CreateRoomRequest{Creator: alice, Preset: "public_chat"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	roomID := mustCreateRoom(t, a.rs, rooms.CreateRoomRequest{Creator: alice, Preset: "public_chat"})
 	if _, err := b.api.JoinRemote(ctx, carol, roomID, []string{a.name}, nil); err != nil {
 		t.Fatal(err)
 	}
@@ -221,17 +203,14 @@ func TestJoinDeniedByServerACL(t *testing.T) {
 	a, b := twoHomeservers(t)
 	ctx := t.Context()
 	alice, bob := a.user(t, "alice"), b.user(t, "bob")
-	roomID, err := a.rs.CreateRoom(ctx, rooms.CreateRoomRequest{Creator: alice, Preset: "public_chat"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	roomID := mustCreateRoom(t, a.rs, rooms.CreateRoomRequest{Creator: alice, Preset: "public_chat"})
 	acl := json.RawMessage(`{"allow":["*"],"deny":["localhost"],"allow_ip_literals":true}`)
 	empty := ""
 	if _, err := a.rs.Send(ctx, rooms.SendRequest{RoomID: roomID, EventSpec: rooms.EventSpec{Type: "m.room.server_acl",
 		StateKey: &empty, Sender: alice, Content: acl}}); err != nil {
 		t.Fatal(err)
 	}
-	_, err = b.api.JoinRemote(ctx, bob, roomID, []string{a.name}, nil)
+	_, err := b.api.JoinRemote(ctx, bob, roomID, []string{a.name}, nil)
 	if !isCode(err, http.StatusForbidden, "M_FORBIDDEN") || !strings.Contains(err.Error(), "ACL") {
 		t.Fatalf("join from a denied server: %v", err)
 	}

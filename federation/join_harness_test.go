@@ -1,11 +1,9 @@
 package federation
 
 import (
-	"crypto/tls"
 	"encoding/json"
 	"encoding/json/jsontext"
 	"errors"
-	"net"
 	"net/http/httptest"
 	"strings"
 	"testing"
@@ -24,7 +22,8 @@ import (
 
 // homeserver is one real single-node Ganglion (Raft node, room service,
 // federation API on a TLS listener) named localhost:<port>, for tests of
-// the membership flows between two servers on loopback.
+// the flows between two servers on loopback and of a node that scripted
+// remote servers talk to.
 type homeserver struct {
 	name string
 	cfg  *config.Config
@@ -36,50 +35,19 @@ type homeserver struct {
 
 func newHomeserver(t *testing.T, pki *testPKI) *homeserver {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	hs := &homeserver{name: "localhost:" + strings.TrimPrefix(l.Addr().String(), "127.0.0.1:")}
-	cfg := config.Default()
-	cfg.DataDir = t.TempDir()
-	cfg.ServerName = hs.name
-	rl, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.Node.RaftListen = rl.Addr().String()
-	cfg.Node.RaftAdvertise = cfg.Node.RaftListen
-	rl.Close()
-	cfg.Cluster.HeartbeatTimeout.Duration = 50 * time.Millisecond
-	cfg.Cluster.ElectionTimeout.Duration = 50 * time.Millisecond
-	cfg.Cluster.LeaderLeaseTimeout.Duration = 50 * time.Millisecond
-	cfg.Registration.Enabled = true
-	hs.cfg = cfg
+	l, name := listenLoopback(t)
+	hs := &homeserver{name: name, cfg: testNodeConfig(t, name)}
+	hs.cfg.Registration.Enabled = true
 	log := senderLog().Named(hs.name)
-	if hs.node, err = cluster.Open(cfg, log); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { hs.node.Close() })
-	if err := hs.node.WaitLeader(10 * time.Second); err != nil {
-		t.Fatal(err)
-	}
-	hs.rs = rooms.New(hs.node, hs.name, "", log)
-	if err := hs.rs.Start(t.Context()); err != nil {
-		t.Fatal(err)
-	}
+	hs.node, hs.rs = startNode(t, hs.cfg, log)
+	var err error
 	hs.api, err = New(Config{ServerName: hs.name, AllowPrivateAddresses: true, ExtraCAFiles: []string{pki.certFile},
 		RequestTimeout: 10 * time.Second}, hs.node, hs.rs, log)
 	if err != nil {
 		t.Fatal(err)
 	}
 	hs.rs.SetRemoteInviter(hs.api)
-	hs.srv = httptest.NewUnstartedServer(hs.api.Handler())
-	hs.srv.Listener.Close()
-	hs.srv.Listener = l
-	hs.srv.TLS = &tls.Config{Certificates: []tls.Certificate{pki.cert}}
-	hs.srv.StartTLS()
-	t.Cleanup(hs.srv.Close)
+	hs.srv = serveTLS(t, l, pki, hs.api.Handler())
 	return hs
 }
 
@@ -87,6 +55,16 @@ func newHomeserver(t *testing.T, pki *testPKI) *homeserver {
 func twoHomeservers(t *testing.T) (*homeserver, *homeserver) {
 	pki := newTestPKI(t)
 	return newHomeserver(t, pki), newHomeserver(t, pki)
+}
+
+// mustCreateRoom creates a room with rs and returns its ID.
+func mustCreateRoom(t *testing.T, rs *rooms.Service, req rooms.CreateRoomRequest) string {
+	t.Helper()
+	roomID, err := rs.CreateRoom(t.Context(), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return roomID
 }
 
 // fakeBcrypt has the shape of a bcrypt hash, which registration insists on.

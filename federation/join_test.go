@@ -20,11 +20,8 @@ func TestJoinRemoteRoom(t *testing.T) {
 	ctx := t.Context()
 	alice, bob := a.user(t, "alice"), b.user(t, "bob")
 	for _, ver := range []string{"12", "10"} {
-		roomID, err := a.rs.CreateRoom(ctx, rooms.CreateRoomRequest{Creator: alice, Preset: "public_chat",
+		roomID := mustCreateRoom(t, a.rs, rooms.CreateRoomRequest{Creator: alice, Preset: "public_chat",
 			Name: "Public " + ver, HasName: true, RoomVersion: ver})
-		if err != nil {
-			t.Fatal(err)
-		}
 		var via []string
 		if ver == "12" {
 			via = []string{a.name} // a v12 room ID names no server
@@ -70,10 +67,7 @@ func TestJoinRemoteThroughAlias(t *testing.T) {
 	a, b := twoHomeservers(t)
 	ctx := t.Context()
 	alice, bob := a.user(t, "alice"), b.user(t, "bob")
-	roomID, err := a.rs.CreateRoom(ctx, rooms.CreateRoomRequest{Creator: alice, Preset: "public_chat", AliasLocalpart: "lobby"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	roomID := mustCreateRoom(t, a.rs, rooms.CreateRoomRequest{Creator: alice, Preset: "public_chat", AliasLocalpart: "lobby"})
 	got, err := b.api.JoinRemote(ctx, bob, "#lobby:"+a.name, nil, nil)
 	if err != nil {
 		if st, code := errcode(err); st == http.StatusNotFound && code == "M_NOT_FOUND" {
@@ -93,17 +87,11 @@ func TestRestrictedJoinAuthorisedByResident(t *testing.T) {
 	a, b := twoHomeservers(t)
 	ctx := t.Context()
 	alice, bob := a.user(t, "alice"), b.user(t, "bob")
-	space, err := a.rs.CreateRoom(ctx, rooms.CreateRoomRequest{Creator: alice, Preset: "public_chat"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	space := mustCreateRoom(t, a.rs, rooms.CreateRoomRequest{Creator: alice, Preset: "public_chat"})
 	rule, _ := json.Marshal(map[string]any{"join_rule": "restricted",
 		"allow": []any{map[string]any{"type": "m.room_membership", "room_id": space}}})
-	restricted, err := a.rs.CreateRoom(ctx, rooms.CreateRoomRequest{Creator: alice, Preset: "private_chat",
+	restricted := mustCreateRoom(t, a.rs, rooms.CreateRoomRequest{Creator: alice, Preset: "private_chat",
 		InitialState: []rooms.StateEventSpec{{Type: "m.room.join_rules", Content: rule}}})
-	if err != nil {
-		t.Fatal(err)
-	}
 	// Not in the space yet: A cannot vouch for bob.
 	if _, err := b.api.JoinRemote(ctx, bob, restricted, []string{a.name}, nil); !isCode(err, http.StatusForbidden, "M_FORBIDDEN") {
 		t.Fatalf("restricted join before joining the space: %v", err)
@@ -132,10 +120,7 @@ func TestJoinRemoteRefusals(t *testing.T) {
 	a, b := twoHomeservers(t)
 	ctx := t.Context()
 	alice, bob := a.user(t, "alice"), b.user(t, "bob")
-	roomID, err := a.rs.CreateRoom(ctx, rooms.CreateRoomRequest{Creator: alice, Preset: "public_chat", RoomVersion: "10"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	roomID := mustCreateRoom(t, a.rs, rooms.CreateRoomRequest{Creator: alice, Preset: "public_chat", RoomVersion: "10"})
 	// Unknown room; a server that cannot be reached.
 	if _, err := b.api.JoinRemote(ctx, bob, "!nope:"+a.name, nil, nil); !isCode(err, http.StatusNotFound, "M_NOT_FOUND") {
 		t.Fatalf("unknown room: %v", err)
@@ -144,10 +129,7 @@ func TestJoinRemoteRefusals(t *testing.T) {
 		t.Fatalf("unreachable server: %v", err)
 	}
 	// A private room refuses; so does a ban.
-	private, err := a.rs.CreateRoom(ctx, rooms.CreateRoomRequest{Creator: alice, Preset: "private_chat"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	private := mustCreateRoom(t, a.rs, rooms.CreateRoomRequest{Creator: alice, Preset: "private_chat"})
 	if _, err := b.api.JoinRemote(ctx, bob, private, []string{a.name}, nil); !isCode(err, http.StatusForbidden, "M_FORBIDDEN") {
 		t.Fatalf("private room: %v", err)
 	}
@@ -168,7 +150,7 @@ func TestJoinRemoteRefusals(t *testing.T) {
 			Path: path, Query: query, Authenticate: true})
 		return err
 	}
-	err = call(mfed.URLPath{"v1", "make_join", roomID, "@carol:" + b.name}, url.Values{"ver": {"1", "2"}})
+	err := call(mfed.URLPath{"v1", "make_join", roomID, "@carol:" + b.name}, url.Values{"ver": {"1", "2"}})
 	if fe := remoteFailure(err); fe == nil || fe.Errcode != "M_INCOMPATIBLE_ROOM_VERSION" {
 		t.Fatalf("make_join without the room's version: %v", err)
 	}

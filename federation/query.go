@@ -9,13 +9,38 @@ import (
 	"maunium.net/go/mautrix/id"
 
 	"github.com/ganglion/ganglion/fsm"
+	"github.com/ganglion/ganglion/rooms"
 )
 
-// Queries about this server's users and aliases (query.yaml,
-// user_devices.yaml). Only local users and aliases are answered.
+// Queries about this server's users, aliases and published rooms
+// (query.yaml, user_devices.yaml, public_rooms.yaml). Only local users and
+// aliases are answered.
 
 // maxDirectoryServers bounds the servers listed for an alias.
 const maxDirectoryServers = 20
+
+// publicRooms is GET and POST /publicRooms: this server's published rooms,
+// as the client API lists them (rooms.Service.PublicRooms).
+func (a *API) publicRooms(w http.ResponseWriter, r *http.Request, _ httprouter.Params) {
+	if !a.serving(w) {
+		return
+	}
+	q := &rooms.PublicRoomsQuery{}
+	if r.Method == http.MethodPost {
+		if !a.readJSON(w, r, q) {
+			return
+		}
+	} else if err := q.ParseURL(r.URL.Query()); err != nil {
+		writeErr(w, err)
+		return
+	}
+	page, err := a.rooms.PublicRooms(q)
+	if err != nil {
+		writeErr(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, page)
+}
 
 // queryDirectory is GET /query/directory?room_alias=: the room and the
 // servers in it (this one first).

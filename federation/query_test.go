@@ -22,11 +22,8 @@ func TestQueries(t *testing.T) {
 	if _, _, err := n.node.Propose(ctx, fsm.OpKeysUpload, fsm.KeysUpload{UserID: r.alice, DeviceID: "ADEV", DeviceKeys: keys}); err != nil {
 		t.Fatal(err)
 	}
-	pub, err := n.rs.CreateRoom(ctx, rooms.CreateRoomRequest{Creator: r.alice, Preset: "public_chat", Visibility: "public",
+	pub := mustCreateRoom(t, n.rs, rooms.CreateRoomRequest{Creator: r.alice, Preset: "public_chat", Visibility: "public",
 		AliasLocalpart: "lobby", Name: "The Lobby", HasName: true})
-	if err != nil {
-		t.Fatal(err)
-	}
 
 	status, body := f.request(t, n, get, fedV1+"/query/directory?room_alias="+q("#lobby:"+n.name), nil)
 	if status != http.StatusOK || body["room_id"] != pub || body["servers"].([]any)[0] != n.name {

@@ -8,8 +8,7 @@ import (
 	"net/http"
 	"unicode/utf8"
 
-	"github.com/ganglion/ganglion/cluster"
-	"github.com/ganglion/ganglion/fsm"
+	"github.com/ganglion/ganglion/internal/matrixhttp"
 )
 
 // matrixError is the spec's error body.
@@ -29,19 +28,10 @@ func unauthorized(msg string) *matrixError {
 	return errorf(http.StatusUnauthorized, "M_UNAUTHORIZED", msg)
 }
 
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	body, err := json.Marshal(v)
-	if err != nil {
-		status = http.StatusInternalServerError
-		body = []byte(`{"errcode":"M_UNKNOWN","error":"could not encode response"}`)
-	}
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	_, _ = w.Write(body)
-}
+func writeJSON(w http.ResponseWriter, status int, v any) { matrixhttp.WriteJSON(w, status, v) }
 
 func writeError(w http.ResponseWriter, status int, errcode, msg string) {
-	writeJSON(w, status, &matrixError{Errcode: errcode, Err: msg})
+	matrixhttp.WriteError(w, status, errcode, msg)
 }
 
 func writeMatrixError(w http.ResponseWriter, e *matrixError) {
@@ -49,24 +39,22 @@ func writeMatrixError(w http.ResponseWriter, e *matrixError) {
 }
 
 // writeErr maps an internal error to the Matrix error shape: refusals from
-// Apply keep their code, cluster unavailability is 503, the rest is 500.
+// Apply keep their code, cluster unavailability and cancelled requests are
+// 503, the rest is 500.
 func writeErr(w http.ResponseWriter, err error) {
 	var me *matrixError
-	var fe *fsm.Error
-	switch {
-	case errors.As(err, &me):
+	if errors.As(err, &me) {
 		writeMatrixError(w, me)
-	case errors.As(err, &fe):
-		writeError(w, fe.Status, fe.Errcode, fe.Message)
-	case errors.Is(err, cluster.ErrUnavailable):
-		writeError(w, http.StatusServiceUnavailable, "M_UNKNOWN", cluster.ErrUnavailable.Message)
-	case errors.Is(err, fsm.ErrNotFound):
-		writeError(w, http.StatusNotFound, "M_NOT_FOUND", "not found")
-	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
-		writeError(w, http.StatusServiceUnavailable, "M_UNKNOWN", "request cancelled")
-	default:
-		writeError(w, http.StatusInternalServerError, "M_UNKNOWN", err.Error())
+		return
 	}
+	if matrixhttp.WriteStoreError(w, err) {
+		return
+	}
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		writeError(w, http.StatusServiceUnavailable, "M_UNKNOWN", "request cancelled")
+		return
+	}
+	writeError(w, http.StatusInternalServerError, "M_UNKNOWN", err.Error())
 }
 
 // readBody reads a request body of at most limit bytes: 413 M_TOO_LARGE

@@ -38,7 +38,12 @@ func TestSendRefusesBadPDUs(t *testing.T) {
 	badSig, badSigRaw := r.message(t, "bad signature", func(s *evSpec) {
 		s.post = func(p *pdu.PDU) {
 			for k, v := range p.Signatures[r.f.name] {
-				p.Signatures[r.f.name][k] = "A" + v[1:]
+				// Change the first character, whatever it is.
+				c := "A"
+				if v[0] == 'A' {
+					c = "B"
+				}
+				p.Signatures[r.f.name][k] = c + v[1:]
 			}
 		}
 	})

@@ -24,9 +24,16 @@ const senderOrigin = "origin.test"
 // to build real events.
 func senderNode(t *testing.T) (*cluster.Node, *rooms.Service) {
 	t.Helper()
+	return startNode(t, testNodeConfig(t, senderOrigin), senderLog())
+}
+
+// testNodeConfig is a single node named serverName on a free loopback Raft
+// port, with short election timeouts.
+func testNodeConfig(t *testing.T, serverName string) *config.Config {
+	t.Helper()
 	cfg := config.Default()
 	cfg.DataDir = t.TempDir()
-	cfg.ServerName = senderOrigin
+	cfg.ServerName = serverName
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -37,7 +44,13 @@ func senderNode(t *testing.T) (*cluster.Node, *rooms.Service) {
 	cfg.Cluster.HeartbeatTimeout.Duration = 50 * time.Millisecond
 	cfg.Cluster.ElectionTimeout.Duration = 50 * time.Millisecond
 	cfg.Cluster.LeaderLeaseTimeout.Duration = 50 * time.Millisecond
-	node, err := cluster.Open(cfg, senderLog())
+	return cfg
+}
+
+// openNode opens cfg's node (closed at cleanup) and waits until it leads.
+func openNode(t *testing.T, cfg *config.Config, log hclog.Logger) *cluster.Node {
+	t.Helper()
+	node, err := cluster.Open(cfg, log)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -45,7 +58,14 @@ func senderNode(t *testing.T) (*cluster.Node, *rooms.Service) {
 	if err := node.WaitLeader(10 * time.Second); err != nil {
 		t.Fatal(err)
 	}
-	rs := rooms.New(node, cfg.ServerName, "", senderLog())
+	return node
+}
+
+// startNode opens cfg's node and starts its room service.
+func startNode(t *testing.T, cfg *config.Config, log hclog.Logger) (*cluster.Node, *rooms.Service) {
+	t.Helper()
+	node := openNode(t, cfg, log)
+	rs := rooms.New(node, cfg.ServerName, "", log)
 	if err := rs.Start(t.Context()); err != nil {
 		t.Fatal(err)
 	}
@@ -75,10 +95,7 @@ func roomWithMessages(t *testing.T, rs *rooms.Service, n int) []string {
 	t.Helper()
 	ctx := t.Context()
 	alice := "@alice:" + senderOrigin
-	roomID, err := rs.CreateRoom(ctx, rooms.CreateRoomRequest{Creator: alice, Preset: "public_chat"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	roomID := mustCreateRoom(t, rs, rooms.CreateRoomRequest{Creator: alice, Preset: "public_chat"})
 	ids := make([]string, 0, n)
 	for i := range n {
 		content := json.RawMessage(fmt.Sprintf(`{"msgtype":"m.text","body":"<b>message</b> %d & more"}`, i))

@@ -2,13 +2,13 @@ package federation
 
 import (
 	"net/http"
-	"net/url"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/julienschmidt/httprouter"
 
 	"github.com/ganglion/ganglion/cluster"
 	"github.com/ganglion/ganglion/fsm"
+	"github.com/ganglion/ganglion/internal/matrixhttp"
 	"github.com/ganglion/ganglion/rooms"
 )
 
@@ -79,55 +79,13 @@ func (a *API) Client() *Client { return a.client }
 func (a *API) Handler() http.Handler { return a.handler(a.routes()) }
 
 func (a *API) handler(routes []route) http.Handler {
-	router := httprouter.New()
-	router.RedirectTrailingSlash = false
-	router.RedirectFixedPath = false
-	router.HandleOPTIONS = false
-	router.NotFound = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, http.StatusNotFound, "M_UNRECOGNIZED", "unrecognized request")
-	})
-	router.MethodNotAllowed = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, http.StatusMethodNotAllowed, "M_UNRECOGNIZED", "method not allowed")
-	})
-	router.PanicHandler = func(w http.ResponseWriter, r *http.Request, v any) {
-		a.log.Error("handler panic", "path", r.URL.Path, "panic", v)
-		writeError(w, http.StatusInternalServerError, "M_UNKNOWN", "internal error")
-	}
+	router := matrixhttp.NewRouter(a.log)
 	for _, rt := range routes {
-		h := unescapeParams(rt.h)
+		h := matrixhttp.UnescapeParams(rt.h)
 		if rt.auth {
 			h = a.authenticated(h)
 		}
 		router.Handle(rt.method, rt.path, httprouter.Handle(h))
 	}
-	return routeEscaped(router)
-}
-
-// routeEscaped routes on the escaped path, so an ID holding "/" (%2F, e.g.
-// a room v3 event ID) stays one path parameter.
-func routeEscaped(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.RawPath != "" {
-			r2 := r.Clone(r.Context())
-			r2.URL.Path = r.URL.RawPath
-			next.ServeHTTP(w, r2)
-			return
-		}
-		next.ServeHTTP(w, r)
-	})
-}
-
-// unescapeParams decodes the path parameters routeEscaped left escaped.
-func unescapeParams(h handler) handler {
-	return func(w http.ResponseWriter, r *http.Request, p httprouter.Params) {
-		for i := range p {
-			v, err := url.PathUnescape(p[i].Value)
-			if err != nil {
-				writeError(w, http.StatusBadRequest, "M_INVALID_PARAM", "bad escape in path parameter "+p[i].Key)
-				return
-			}
-			p[i].Value = v
-		}
-		h(w, r, p)
-	}
+	return matrixhttp.RouteEscaped(router)
 }

@@ -91,34 +91,17 @@ func (s *Service) sendRemoteInvite(ctx context.Context, req SendRequest) (string
 			}
 			continue
 		}
-		fut, err := s.node.ProposeAsync(fsm.OpRoomEvents, fsm.RoomEventsCmd{
-			RoomID: req.RoomID, Events: []json.RawMessage{raw}, Txn: req.Txn})
+		fut, err := s.proposeBuilt(h, req, signed, evID, raw)
 		if err != nil {
-			h.mu.Unlock()
 			return "", err
 		}
-		h.advance(signed, evID)
-		h.last = fut
-		h.mu.Unlock()
 		val, _, err := fut.Wait(ctx)
 		var fe *fsm.Error
 		if errors.As(err, &fe) && strings.HasPrefix(fe.Message, fsm.PrevEventUnknown) && attempt < remoteInviteAttempts {
 			s.markStale(req.RoomID)
 			continue
 		}
-		if err != nil {
-			s.markStale(req.RoomID)
-			return "", err
-		}
-		res, _ := val.(*fsm.RoomEventsResult)
-		if res == nil || len(res.EventIDs) == 0 {
-			s.markStale(req.RoomID)
-			return "", fsm.Errorf(http.StatusInternalServerError, "M_UNKNOWN", "event was not stored")
-		}
-		if res.Deduped {
-			s.markStale(req.RoomID)
-		}
-		return res.EventIDs[len(res.EventIDs)-1], nil
+		return s.storedEventID(req.RoomID, val, err)
 	}
 }
 

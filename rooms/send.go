@@ -9,6 +9,10 @@ import (
 	"sync"
 	"time"
 
+	"maunium.net/go/mautrix/federation/pdu"
+	"maunium.net/go/mautrix/id"
+
+	"github.com/ganglion/ganglion/cluster"
 	"github.com/ganglion/ganglion/fsm"
 )
 
@@ -119,28 +123,46 @@ func (s *Service) sendOnce(ctx context.Context, req SendRequest) (string, error)
 		h.mu.Unlock()
 		return "", err
 	}
+	fut, err := s.proposeBuilt(h, req, p, evID, raw)
+	if err != nil {
+		return "", err
+	}
+	val, _, err := fut.Wait(ctx)
+	return s.storedEventID(req.RoomID, val, err)
+}
+
+// proposeBuilt proposes one event built on the locked head h, records it
+// in the head and unlocks it: the room's next event may be built on it
+// before it commits (invariant 5).
+func (s *Service) proposeBuilt(h *roomHead, req SendRequest, p *pdu.PDU, evID id.EventID, raw json.RawMessage) (*cluster.Future, error) {
 	fut, err := s.node.ProposeAsync(fsm.OpRoomEvents, fsm.RoomEventsCmd{
 		RoomID: req.RoomID, Events: []json.RawMessage{raw}, Txn: req.Txn})
 	if err != nil {
 		h.mu.Unlock()
-		return "", err
+		return nil, err
 	}
 	h.advance(p, evID)
 	h.last = fut
 	h.mu.Unlock()
-	val, _, err := fut.Wait(ctx)
+	return fut, nil
+}
+
+// storedEventID is the event ID that a committed room.events proposal
+// answered with (val, err from its future). After a failure, or an answer
+// to an earlier attempt, the room's head reloads from the store.
+func (s *Service) storedEventID(roomID string, val any, err error) (string, error) {
 	if err != nil {
-		s.markStale(req.RoomID)
+		s.markStale(roomID)
 		return "", err
 	}
 	res, _ := val.(*fsm.RoomEventsResult)
 	if res == nil || len(res.EventIDs) == 0 {
-		s.markStale(req.RoomID)
+		s.markStale(roomID)
 		return "", fsm.Errorf(http.StatusInternalServerError, "M_UNKNOWN", "event was not stored")
 	}
 	if res.Deduped {
 		// The store answered an earlier attempt: our built event was dropped.
-		s.markStale(req.RoomID)
+		s.markStale(roomID)
 	}
 	return res.EventIDs[len(res.EventIDs)-1], nil
 }

@@ -55,6 +55,9 @@ func startFederation(cfg *config.Config, node *cluster.Node, rs *rooms.Service, 
 	h := fed.Handler()
 	inner.Handle("/_matrix/federation/", h)
 	inner.Handle("/_matrix/key/", h)
+	// Delegation is looked up at https://<server_name>/, usually a proxy in
+	// front of the client port: serve it on both listeners.
+	inner.Handle("/.well-known/matrix/server", h)
 	certFile, keyFile := cfg.Federation.TLSCert, cfg.Federation.TLSKey
 	if cfg.Federation.DevCertificate {
 		if certFile, keyFile, err = federation.EnsureDevCertificate(cfg.DataDir, "localhost", "127.0.0.1", "::1"); err != nil {
@@ -70,7 +73,6 @@ func startFederation(cfg *config.Config, node *cluster.Node, rs *rooms.Service, 
 		return nil, nil, err
 	}
 	mux := http.NewServeMux()
-	mux.Handle("/.well-known/matrix/server", h)
 	mux.Handle("/", node.Middleware(inner))
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second,
 		TLSConfig: &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12},

@@ -1,23 +1,23 @@
-package federation
+package rooms
 
 import (
 	"net/http"
+	"net/url"
 	"sort"
 	"strconv"
 	"strings"
 
-	"github.com/julienschmidt/httprouter"
 	"github.com/tidwall/gjson"
 
 	"github.com/ganglion/ganglion/fsm"
 )
 
-// GET and POST /publicRooms (public_rooms.yaml): this server's published
-// rooms, in the client API's shape and order (joined members, largest
-// first, then room ID); since tokens are offsets into that order ("p<n>",
-// as the client API's).
+// The published room directory, as the client API (list_public_rooms.yaml)
+// and the federation API (public_rooms.yaml) both serve it: the same
+// entries, order, filter and since tokens.
 
-type fedPublicRoom struct {
+// PublicRoom is one PublishedRoomsChunk entry.
+type PublicRoom struct {
 	RoomID           string `json:"room_id"`
 	Name             string `json:"name,omitempty"`
 	Topic            string `json:"topic,omitempty"`
@@ -30,53 +30,65 @@ type fedPublicRoom struct {
 	RoomType         string `json:"room_type,omitempty"`
 }
 
-type fedPublicRoomsQuery struct {
-	Limit  *int   `json:"limit"`
-	Since  string `json:"since"`
-	Filter struct {
-		GenericSearchTerm string     `json:"generic_search_term"`
-		RoomTypes         *[]*string `json:"room_types"`
-	} `json:"filter"`
+// PublicRoomsFilter is the filter of POST /publicRooms.
+type PublicRoomsFilter struct {
+	GenericSearchTerm string `json:"generic_search_term"`
+	// RoomTypes nil means any type; a nil entry means rooms without one.
+	RoomTypes *[]*string `json:"room_types"`
 }
 
-func (a *API) publicRooms(w http.ResponseWriter, r *http.Request, _ httprouter.Params) {
-	if !a.serving(w) {
-		return
-	}
-	q := &fedPublicRoomsQuery{}
-	if r.Method == http.MethodPost {
-		if !a.readJSON(w, r, q) {
-			return
+// PublicRoomsQuery is the body of POST /publicRooms; GET carries Limit and
+// Since as query parameters (ParseURL).
+type PublicRoomsQuery struct {
+	Limit  *int              `json:"limit"`
+	Since  string            `json:"since"`
+	Filter PublicRoomsFilter `json:"filter"`
+}
+
+// PublicRoomsPage is the answer of /publicRooms (PublicRoomsChunk).
+type PublicRoomsPage struct {
+	Chunk                  []PublicRoom `json:"chunk"`
+	NextBatch              string       `json:"next_batch,omitempty"`
+	PrevBatch              string       `json:"prev_batch,omitempty"`
+	TotalRoomCountEstimate int          `json:"total_room_count_estimate"`
+}
+
+// ParseURL reads GET /publicRooms' since and limit parameters.
+func (q *PublicRoomsQuery) ParseURL(v url.Values) error {
+	q.Since = v.Get("since")
+	if s := v.Get("limit"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil {
+			return fsm.Errorf(http.StatusBadRequest, "M_INVALID_PARAM", "limit must be an integer")
 		}
-	} else {
-		q.Since = r.URL.Query().Get("since")
-		if s := r.URL.Query().Get("limit"); s != "" {
-			n, err := strconv.Atoi(s)
-			if err != nil {
-				writeError(w, http.StatusBadRequest, "M_INVALID_PARAM", "limit must be an integer")
-				return
-			}
-			q.Limit = &n
-		}
+		q.Limit = &n
 	}
+	return nil
+}
+
+// PublicRooms pages through the published rooms that match q's filter,
+// ordered by joined members (largest first) then room ID. Since tokens
+// ("p<n>") are offsets into that order; a bad one is 400 M_INVALID_PARAM.
+func (s *Service) PublicRooms(q *PublicRoomsQuery) (*PublicRoomsPage, error) {
 	offset := 0
 	if q.Since != "" {
 		n, err := strconv.Atoi(strings.TrimPrefix(q.Since, "p"))
 		if err != nil || n < 0 || !strings.HasPrefix(q.Since, "p") {
-			writeError(w, http.StatusBadRequest, "M_INVALID_PARAM", "invalid since token")
-			return
+			return nil, fsm.Errorf(http.StatusBadRequest, "M_INVALID_PARAM", "invalid since token")
 		}
 		offset = n
 	}
-	var all []fedPublicRoom
-	_ = a.store.View(func(rt *fsm.ReadTx) error {
+	var all []PublicRoom
+	if err := s.store.View(func(rt *fsm.ReadTx) error {
 		for _, roomID := range rt.PublishedRooms() {
-			if pr := describePublicRoom(rt, roomID); q.matches(&pr) {
+			if pr := DescribePublicRoom(rt, roomID); q.Filter.matches(&pr) {
 				all = append(all, pr)
 			}
 		}
 		return nil
-	})
+	}); err != nil {
+		return nil, err
+	}
 	sort.Slice(all, func(i, j int) bool {
 		if all[i].NumJoinedMembers != all[j].NumJoinedMembers {
 			return all[i].NumJoinedMembers > all[j].NumJoinedMembers
@@ -87,35 +99,33 @@ func (a *API) publicRooms(w http.ResponseWriter, r *http.Request, _ httprouter.P
 	if q.Limit != nil && *q.Limit > 0 {
 		limit = *q.Limit
 	}
-	resp := map[string]any{"total_room_count_estimate": len(all)}
+	page := &PublicRoomsPage{Chunk: []PublicRoom{}, TotalRoomCountEstimate: len(all)}
 	end := min(offset+limit, len(all))
-	chunk := []fedPublicRoom{}
 	if offset < len(all) {
-		chunk = all[offset:end]
+		page.Chunk = all[offset:end]
 	}
-	resp["chunk"] = chunk
 	if end < len(all) {
-		resp["next_batch"] = "p" + strconv.Itoa(end)
+		page.NextBatch = "p" + strconv.Itoa(end)
 	}
 	if offset > 0 {
-		resp["prev_batch"] = "p" + strconv.Itoa(max(offset-limit, 0))
+		page.PrevBatch = "p" + strconv.Itoa(max(offset-limit, 0))
 	}
-	writeJSON(w, http.StatusOK, resp)
+	return page, nil
 }
 
 // matches applies the filter: a case-insensitive search over name, topic
-// and canonical alias, and the room types (null meaning "no type").
-func (q *fedPublicRoomsQuery) matches(pr *fedPublicRoom) bool {
-	if term := strings.ToLower(q.Filter.GenericSearchTerm); term != "" {
+// and canonical alias, and the room types.
+func (f *PublicRoomsFilter) matches(pr *PublicRoom) bool {
+	if term := strings.ToLower(f.GenericSearchTerm); term != "" {
 		hay := strings.ToLower(pr.Name + "\x00" + pr.Topic + "\x00" + pr.CanonicalAlias)
 		if !strings.Contains(hay, term) {
 			return false
 		}
 	}
-	if q.Filter.RoomTypes == nil {
+	if f.RoomTypes == nil {
 		return true
 	}
-	for _, t := range *q.Filter.RoomTypes {
+	for _, t := range *f.RoomTypes {
 		if (t == nil && pr.RoomType == "") || (t != nil && *t == pr.RoomType) {
 			return true
 		}
@@ -123,9 +133,9 @@ func (q *fedPublicRoomsQuery) matches(pr *fedPublicRoom) bool {
 	return false
 }
 
-// describePublicRoom builds a directory entry from the room's current
+// DescribePublicRoom builds a directory entry from the room's current
 // state.
-func describePublicRoom(rt *fsm.ReadTx, roomID string) fedPublicRoom {
+func DescribePublicRoom(rt *fsm.ReadTx, roomID string) PublicRoom {
 	content := func(evType string) gjson.Result {
 		ev, err := rt.StateEvent(roomID, evType, "")
 		if err != nil {
@@ -133,7 +143,7 @@ func describePublicRoom(rt *fsm.ReadTx, roomID string) fedPublicRoom {
 		}
 		return gjson.GetBytes(ev.PDU, "content")
 	}
-	pr := fedPublicRoom{
+	pr := PublicRoom{
 		RoomID:         roomID,
 		Name:           content("m.room.name").Get("name").Str,
 		Topic:          plainTopic(content("m.room.topic")),
