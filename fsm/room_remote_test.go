@@ -180,8 +180,15 @@ func TestForkResolvesStateAndKeepsLateEventsOutOfTheLiveTimeline(t *testing.T) {
 	// Alice's next message merges both branches (built on every extremity).
 	a.local(d.on("m1", []string{"topicA", "topicE"}, 0, "m.room.message", nil, wAlice, map[string]any{"body": "merge"}, "create", "pl", "alice"))
 	a.local(d.on("m2", []string{"m1"}, 0, "m.room.message", nil, wAlice, map[string]any{"body": "newer"}, "create", "pl", "alice"))
-	// A message of dave's built long ago arrives now: stored, late.
-	res = a.remote(d.on("old", []string{"eve"}, 0, "m.room.message", nil, rDave, map[string]any{"body": "old"}, "create", "pl", "dave"))
+	// A message of dave's sent concurrently (built on older events, about
+	// as new as the room's newest) joins the live timeline.
+	res = a.remote(d.on("concurrent", []string{"eve"}, 0, "m.room.message", nil, rDave, map[string]any{"body": "meanwhile"}, "create", "pl", "dave"))
+	if !slices.Contains(res.Accepted, d.id("concurrent")) || !slices.Contains(a.timeline(), d.id("concurrent")) {
+		t.Fatalf("concurrent message: %+v, timeline %v", res, a.timeline())
+	}
+	// One built long ago (minutes older than the newest message) arrives
+	// now: stored, late.
+	res = a.remote(d.on("old", []string{"eve"}, 1_000, "m.room.message", nil, rDave, map[string]any{"body": "old"}, "create", "pl", "dave"))
 	if !slices.Contains(res.Accepted, d.id("old")) || slices.Contains(a.timeline(), d.id("old")) {
 		t.Fatalf("late message: %+v, timeline %v", res, a.timeline())
 	}

@@ -167,7 +167,7 @@ func (in *ingest) fork(rec *EventRecord, p *pdu.PDU, before map[[2]string]string
 		return err
 	}
 	room.Extremities = append(ext, rec.EventID)
-	late := rec.StateKey == nil && room.Depth > 0 && p.Depth < room.Depth
+	late := isLate(room, rec, p)
 	superseded := rec.StateKey != nil && next[[2]string{rec.Type, *rec.StateKey}] != rec.EventID
 	if p.Depth > room.Depth {
 		room.Depth = p.Depth
@@ -185,6 +185,22 @@ func (in *ingest) fork(rec *EventRecord, p *pdu.PDU, before map[[2]string]string
 		return w.put(bLateStream, append(prefix(room.RoomID), u64(uint64(rec.Pos))...), []byte(rec.EventID))
 	}
 	return w.appendToTimeline(room, rec, p)
+}
+
+// lateAfter is how much older than the newest message of the room a
+// message built on older events must be to count as late. Messages sent
+// concurrently on two servers (or while one was briefly away) arrive a
+// little after newer ones and belong in the live timeline; a message from
+// a server that was cut off for minutes does not. A constant, not a
+// setting: every node must decide alike.
+const lateAfter = 2 * 60 * 1000 // ms
+
+// isLate reports a message that forks off older history and is clearly
+// older than what the room's clients have seen: it stays out of the live
+// timeline (clients may opt in to it).
+func isLate(room *RoomRecord, rec *EventRecord, p *pdu.PDU) bool {
+	return rec.StateKey == nil && room.Depth > 0 && p.Depth < room.Depth &&
+		room.LatestTS > 0 && p.OriginServerTS < room.LatestTS-lateAfter
 }
 
 // latestPrev is the prev event a late event follows: the deepest (ties by

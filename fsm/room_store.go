@@ -65,6 +65,7 @@ func (w *WriteTx) appendToTimeline(room *RoomRecord, rec *EventRecord, p *pdu.PD
 		}
 	}
 	room.LastPos = rec.Pos
+	room.LatestTS = max(room.LatestTS, rec.TS)
 	w.touchRoom(room.RoomID)
 	return nil
 }

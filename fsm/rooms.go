@@ -55,6 +55,8 @@ type RoomRecord struct {
 	// than the first stored event, kept in its own stream (the k-th is at
 	// sequence k, older as k grows; its EventRecord.Pos is -k).
 	BackfillSeq int64 `json:"backfill_seq,omitempty"`
+	// LatestTS is the newest origin_server_ts in the live timeline.
+	LatestTS int64 `json:"latest_ts,omitempty"`
 }
 
 // MembershipRecord is a user's current membership in one room.
