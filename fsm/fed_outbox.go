@@ -129,16 +129,8 @@ func (w *WriteTx) EnqueueFederationPDUFrom(ourServer, roomID string, rec *EventR
 			dests = append(dests, server)
 		}
 	}
-	members := w.RoomMembers(roomID)
-	users := make([]string, 0, len(members))
-	for u, m := range members {
-		if m == "join" {
-			users = append(users, u)
-		}
-	}
-	slices.Sort(users)
-	for _, u := range users {
-		add(ServerOfUser(u))
+	for _, server := range w.JoinedServers(roomID, ourServer) {
+		add(server)
 	}
 	if rec.Type == "m.room.member" && rec.StateKey != nil {
 		add(ServerOfUser(*rec.StateKey))

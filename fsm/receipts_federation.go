@@ -1,9 +1,6 @@
 package fsm
 
-import (
-	"encoding/json"
-	"slices"
-)
+import "encoding/json"
 
 // federateReceipt queues a local user's public read receipt for the other
 // servers with joined members in the room (an m.receipt EDU). Receipts that
@@ -12,19 +9,10 @@ func (w *WriteTx) federateReceipt(c *ReceiptPut, m ReceiptMark, ts int64) error 
 	if c.Remote || m.Type != ReceiptRead {
 		return nil
 	}
-	ours := ServerOfUser(c.UserID)
-	seen := map[string]bool{ours: true, "": true}
-	var dests []string
-	for u, ms := range w.RoomMembers(c.RoomID) {
-		if s := ServerOfUser(u); ms == "join" && !seen[s] {
-			seen[s] = true
-			dests = append(dests, s)
-		}
-	}
+	dests := w.JoinedServers(c.RoomID, ServerOfUser(c.UserID))
 	if len(dests) == 0 {
 		return nil
 	}
-	slices.Sort(dests)
 	data := map[string]any{"ts": ts}
 	if m.ThreadID != "" {
 		data["thread_id"] = m.ThreadID

@@ -3,7 +3,6 @@ package rooms
 import (
 	"encoding/json"
 	"net/http"
-	"strings"
 	"time"
 
 	"github.com/tidwall/gjson"
@@ -107,10 +106,5 @@ func (s *Service) IsResident(roomID string) bool {
 }
 
 func (s *Service) residentIn(rt *fsm.ReadTx, roomID string) bool {
-	for user, membership := range rt.RoomMembers(roomID) {
-		if membership == "join" && strings.HasSuffix(user, ":"+s.serverName) {
-			return true
-		}
-	}
-	return false
+	return rt.HasJoinedMemberOf(roomID, s.serverName)
 }
