@@ -93,19 +93,34 @@ func (s *Service) txnEventID(k *fsm.TxnKey) (string, bool) {
 	return res.EventIDs[len(res.EventIDs)-1], true
 }
 
-// send builds on the cached head; if the store refuses the event because an
-// event it was built on never committed (the head was ahead of the log),
-// it rebuilds once on the reloaded head.
+// rebuildAttempts bounds how often a send is rebuilt after the store
+// refused it for being built on a head that moved: federated events can
+// land between a build and its apply, more than once in a busy room.
+const rebuildAttempts = 6
+
+// errRoomBusy answers a send that kept losing that race: the client may
+// retry (with its transaction ID).
+var errRoomBusy = &fsm.Error{Status: http.StatusServiceUnavailable, Errcode: "M_UNKNOWN",
+	Message: "the room changed while the event was being built; retry"}
+
+// send builds on the cached head; if the store refuses the event because
+// the head moved (an event it was built on never committed, or federated
+// events changed the forward extremities), it rebuilds on the reloaded
+// head.
 func (s *Service) send(ctx context.Context, req SendRequest) (string, error) {
 	if s.isRemoteInvite(req.EventSpec) {
 		return s.sendRemoteInvite(ctx, req)
 	}
-	id, err := s.sendOnce(ctx, req)
-	var fe *fsm.Error
-	if errors.As(err, &fe) && fe.Message != "" && strings.HasPrefix(fe.Message, fsm.PrevEventUnknown) {
-		return s.sendOnce(ctx, req)
+	for attempt := 1; ; attempt++ {
+		id, err := s.sendOnce(ctx, req)
+		var fe *fsm.Error
+		if !errors.As(err, &fe) || !strings.HasPrefix(fe.Message, fsm.PrevEventUnknown) {
+			return id, err
+		}
+		if attempt == rebuildAttempts || ctx.Err() != nil {
+			return "", errRoomBusy
+		}
 	}
-	return id, err
 }
 
 func (s *Service) sendOnce(ctx context.Context, req SendRequest) (string, error) {
