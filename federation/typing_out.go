@@ -2,7 +2,6 @@ package federation
 
 import (
 	"encoding/json"
-	"slices"
 	"time"
 
 	"github.com/ganglion/ganglion/fsm"
@@ -21,14 +20,9 @@ func NewTypingOut(s *Sender, store *fsm.Store) *TypingOut { return &TypingOut{se
 
 // LocalTyping queues the EDU for every other server in the room.
 func (t *TypingOut) LocalTyping(roomID, userID string, typing bool, _ time.Duration) {
-	ours := fsm.ServerOfUser(userID)
 	var dests []string
 	_ = t.store.View(func(r *fsm.ReadTx) error {
-		for u, m := range r.RoomMembers(roomID) {
-			if s := fsm.ServerOfUser(u); m == "join" && s != ours && !slices.Contains(dests, s) {
-				dests = append(dests, s)
-			}
-		}
+		dests = r.JoinedServers(roomID, fsm.ServerOfUser(userID))
 		return nil
 	})
 	if len(dests) == 0 {
