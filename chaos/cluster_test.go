@@ -3,21 +3,23 @@ package chaos
 import (
 	"crypto/rand"
 	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
-	"net/http"
 	"os"
 	"path/filepath"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/ganglion/ganglion/config"
+	"github.com/ganglion/ganglion/internal/proctest"
 )
 
 const serverName = "chaos.test"
+
+// binPath is the ganglion binary every test starts, built once.
+var binPath string
+
+func TestMain(m *testing.M) { proctest.Main(m, "ganglion-chaos-bin", &binPath) }
 
 // nodeIPs are the loopback addresses nodes listen on for Raft and gossip
 // and dial from, so the proxy can tell them apart.
@@ -28,34 +30,13 @@ var nodeIPs = []string{"127.0.0.11", "127.0.0.12", "127.0.0.13"}
 type cluster struct {
 	t     *testing.T
 	net   *Network
-	nodes []*proc
+	nodes []*proctest.Proc
 }
 
 type clusterOptions struct {
 	// bootstrapExpect forms the cluster with cluster.bootstrap_expect: 3 on
 	// every node instead of cluster.bootstrap on node1.
 	bootstrapExpect bool
-}
-
-// freePort returns a TCP port on ip that was free a moment ago (and whose
-// UDP twin is free too, since memberlist uses both).
-func freePort(t *testing.T, ip string) int {
-	t.Helper()
-	for i := 0; i < 20; i++ {
-		l, err := net.Listen("tcp", ip+":0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		port := l.Addr().(*net.TCPAddr).Port
-		u, err := net.ListenPacket("udp", fmt.Sprintf("%s:%d", ip, port))
-		l.Close()
-		if err == nil {
-			u.Close()
-			return port
-		}
-	}
-	t.Fatal("no free port")
-	return 0
 }
 
 // newCluster writes the three configs and starts the proxies, not the nodes.
@@ -71,13 +52,13 @@ func newCluster(t *testing.T, opts clusterOptions) *cluster {
 	c := &cluster{t: t, net: NewNetwork()}
 	t.Cleanup(func() {
 		for _, p := range c.nodes {
-			p.cleanup()
+			p.Cleanup(40)
 		}
 		c.net.Close()
 	})
 	gossip := make([]string, len(nodeIPs))
 	for i, ip := range nodeIPs {
-		gossip[i] = fmt.Sprintf("%s:%d", ip, freePort(t, ip))
+		gossip[i] = proctest.FreeAddr(t, ip)
 	}
 	for i, ip := range nodeIPs {
 		id := fmt.Sprintf("node%d", i+1)
@@ -85,7 +66,7 @@ func newCluster(t *testing.T, opts clusterOptions) *cluster {
 		if err := os.MkdirAll(dir, 0o700); err != nil {
 			t.Fatal(err)
 		}
-		raftListen := fmt.Sprintf("%s:%d", ip, freePort(t, ip))
+		raftListen := proctest.FreeAddr(t, ip)
 		advertise, err := c.net.AddNode(id, ip, raftListen)
 		if err != nil {
 			t.Fatal(err)
@@ -94,7 +75,7 @@ func newCluster(t *testing.T, opts clusterOptions) *cluster {
 		cfg.ServerName = serverName
 		cfg.DataDir = filepath.Join(dir, "data")
 		cfg.Node.ID = id
-		cfg.Node.ClientListen = fmt.Sprintf("127.0.0.1:%d", freePort(t, "127.0.0.1"))
+		cfg.Node.ClientListen = proctest.FreeAddr(t, "127.0.0.1")
 		cfg.Node.ClientURL = "http://" + cfg.Node.ClientListen
 		cfg.Node.RaftListen = raftListen
 		cfg.Node.RaftAdvertise = advertise
@@ -115,9 +96,9 @@ func newCluster(t *testing.T, opts clusterOptions) *cluster {
 		if err != nil {
 			t.Fatal(err)
 		}
-		p := &proc{t: t, id: id, cfgPath: filepath.Join(dir, "config.yaml"),
-			logPath: filepath.Join(dir, "ganglion.log"), url: cfg.Node.ClientURL}
-		if err := os.WriteFile(p.cfgPath, raw, 0o600); err != nil {
+		p := &proctest.Proc{T: t, Bin: binPath, ID: id, CfgPath: filepath.Join(dir, "config.yaml"),
+			LogPath: filepath.Join(dir, "ganglion.log"), URL: cfg.Node.ClientURL}
+		if err := os.WriteFile(p.CfgPath, raw, 0o600); err != nil {
 			t.Fatal(err)
 		}
 		c.nodes = append(c.nodes, p)
@@ -131,12 +112,12 @@ func (c *cluster) start() {
 	c.t.Helper()
 	begin := time.Now()
 	for _, p := range c.nodes {
-		if err := p.startAsync(); err != nil {
+		if err := p.Start(); err != nil {
 			c.t.Fatal(err)
 		}
 	}
 	c.waitReady(c.all(), 30*time.Second)
-	if !poll(30*time.Second, 50*time.Millisecond, c.formed) {
+	if !proctest.Poll(30*time.Second, 50*time.Millisecond, c.formed) {
 		c.t.Fatalf("the cluster did not form within 30s: %v", c.describe())
 	}
 	c.t.Logf("cluster formed in %v", time.Since(begin).Round(time.Millisecond))
@@ -147,17 +128,12 @@ func (c *cluster) all() []int { return []int{0, 1, 2} }
 // waitReady waits, in parallel, until each listed node answers.
 func (c *cluster) waitReady(idx []int, timeout time.Duration) {
 	c.t.Helper()
-	errs := make([]error, len(idx))
-	var wg sync.WaitGroup
+	ps := make([]*proctest.Proc, len(idx))
 	for k, i := range idx {
-		wg.Add(1)
-		go func() { defer wg.Done(); errs[k] = c.nodes[i].ready(timeout) }()
+		ps[k] = c.nodes[i]
 	}
-	wg.Wait()
-	for _, err := range errs {
-		if err != nil {
-			c.t.Fatal(err)
-		}
+	if err := proctest.ReadyAll(ps, timeout); err != nil {
+		c.t.Fatal(err)
 	}
 }
 
@@ -183,39 +159,10 @@ func (c *cluster) formed() bool {
 	return true
 }
 
-// nodeStatus is GET /_ganglion/v1/status.
-type nodeStatus struct {
-	NodeID          string `json:"node_id"`
-	State           string `json:"state"`
-	LeaderID        string `json:"leader_id"`
-	LeaderClientURL string `json:"leader_client_url"`
-	AppliedIndex    uint64 `json:"applied_index"`
-	CommitIndex     uint64 `json:"commit_index"`
-	LastLogIndex    uint64 `json:"last_log_index"`
-	Members         []struct {
-		NodeID    string `json:"node_id"`
-		ClientURL string `json:"client_url"`
-		RaftAddr  string `json:"raft_addr"`
-		Voter     bool   `json:"voter"`
-		Alive     bool   `json:"alive"`
-	} `json:"members"`
-}
-
-var statusClient = &http.Client{Timeout: time.Second}
-
 var errNoLeader = errors.New("no leader")
 
-func (c *cluster) status(i int) (nodeStatus, error) {
-	var st nodeStatus
-	resp, err := statusClient.Get(c.nodes[i].url + "/_ganglion/v1/status")
-	if err != nil {
-		return st, err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return st, fmt.Errorf("status %d", resp.StatusCode)
-	}
-	return st, json.NewDecoder(resp.Body).Decode(&st)
+func (c *cluster) status(i int) (proctest.NodeStatus, error) {
+	return proctest.Status(c.nodes[i].URL)
 }
 
 // describe summarizes every node's status for failure messages.
@@ -224,7 +171,7 @@ func (c *cluster) describe() string {
 	for i := range c.nodes {
 		st, err := c.status(i)
 		if err != nil {
-			out += fmt.Sprintf("\n  %s: %v", c.nodes[i].id, err)
+			out += fmt.Sprintf("\n  %s: %v", c.nodes[i].ID, err)
 			continue
 		}
 		out += fmt.Sprintf("\n  %s: %s leader=%q applied=%d commit=%d last=%d members=%d",
@@ -257,7 +204,7 @@ func (c *cluster) leader(idx []int) (int, bool) {
 func (c *cluster) waitLeader(idx []int, timeout time.Duration) (int, time.Duration, error) {
 	begin := time.Now()
 	got := -1
-	ok := poll(timeout, 10*time.Millisecond, func() bool {
+	ok := proctest.Poll(timeout, 10*time.Millisecond, func() bool {
 		l, agree := c.leader(idx)
 		got = l
 		return l >= 0 && agree
@@ -279,7 +226,7 @@ func (c *cluster) waitConverged(timeout time.Duration) uint64 {
 	c.t.Helper()
 	var last [3]uint64
 	stable := 0
-	ok := poll(timeout, 50*time.Millisecond, func() bool {
+	ok := proctest.Poll(timeout, 50*time.Millisecond, func() bool {
 		var cur [3]uint64
 		for i := range c.nodes {
 			st, err := c.status(i)
@@ -310,7 +257,7 @@ func (c *cluster) waitConverged(timeout time.Duration) uint64 {
 func (c *cluster) urls() []string {
 	out := make([]string, len(c.nodes))
 	for i, p := range c.nodes {
-		out[i] = p.url
+		out[i] = p.URL
 	}
 	return out
 }

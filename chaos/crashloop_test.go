@@ -8,6 +8,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/ganglion/ganglion/internal/proctest"
 )
 
 // TestCrashLoop: 20 rounds of SIGKILL of random nodes (one, two, or all
@@ -50,13 +52,13 @@ func TestCrashLoop(t *testing.T) {
 		var wg sync.WaitGroup
 		for _, i := range victims {
 			wg.Add(1)
-			go func() { defer wg.Done(); c.nodes[i].kill() }()
+			go func() { defer wg.Done(); c.nodes[i].Kill() }()
 		}
 		wg.Wait()
 		time.Sleep(time.Duration(100+rng.IntN(500)) * time.Millisecond)
 		lastRestart = time.Now()
 		for _, i := range victims {
-			if err := c.nodes[i].startAsync(); err != nil {
+			if err := c.nodes[i].Start(); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -79,9 +81,9 @@ func TestCrashLoop(t *testing.T) {
 	// The cluster must take a brand-new write within 10 s of the last restart.
 	probe := w.sessions[0]
 	var took time.Duration
-	accepted := poll(time.Until(lastRestart.Add(10*time.Second)), 100*time.Millisecond, func() bool {
+	accepted := proctest.Poll(time.Until(lastRestart.Add(10*time.Second)), 100*time.Millisecond, func() bool {
 		_, err := withResult(2*time.Second, func(ctx context.Context) (string, error) {
-			return sendMessage(ctx, c.nodes[rng.IntN(3)].url, probe.u, w.rooms[0], "after-the-crash-loop", "probe")
+			return sendMessage(ctx, c.nodes[rng.IntN(3)].URL, probe.u, w.rooms[0], "after-the-crash-loop", "probe")
 		})
 		took = time.Since(lastRestart)
 		return err == nil

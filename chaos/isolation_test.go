@@ -8,6 +8,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/ganglion/ganglion/internal/proctest"
 )
 
 // TestMinorityIsolation cuts one node off from the other two with the proxy
@@ -55,7 +57,7 @@ func (w *workload) isolationRound(majority, minority []*session, victim int) {
 	t, c := w.t, w.c
 	others := slices.DeleteFunc(c.all(), func(i int) bool { return i == victim })
 	st, _ := c.status(victim)
-	t.Logf("isolating %s (%s)", c.nodes[victim].id, st.State)
+	t.Logf("isolating %s (%s)", c.nodes[victim].ID, st.State)
 
 	const hold = 4 * time.Second
 	ctx, cancel := context.WithCancel(context.Background())
@@ -70,7 +72,7 @@ func (w *workload) isolationRound(majority, minority []*session, victim int) {
 	}()
 	time.Sleep(500 * time.Millisecond) // the majority is writing before the cut
 
-	c.net.Isolate(c.nodes[victim].id)
+	c.net.Isolate(c.nodes[victim].ID)
 	cutAt := time.Now()
 	var mu sync.Mutex
 	var attempts []cutAttempt
@@ -89,31 +91,31 @@ func (w *workload) isolationRound(majority, minority []*session, victim int) {
 	healedAt := time.Now()
 
 	for _, a := range attempts {
-		ae, _ := a.err.(*apiError)
+		ae, _ := a.err.(*proctest.APIError)
 		switch {
 		case a.err == nil:
-			t.Errorf("a write on the isolated %s was acknowledged %v after the cut", c.nodes[victim].id, a.at)
+			t.Errorf("a write on the isolated %s was acknowledged %v after the cut", c.nodes[victim].ID, a.at)
 		case ae == nil || ae.Status != 503 || ae.Errcode != "M_UNKNOWN" || !strings.Contains(ae.Message, "quorum"):
-			t.Errorf("a write on the isolated %s %v after the cut failed with %v; want 503 M_UNKNOWN about quorum", c.nodes[victim].id, a.at, a.err)
+			t.Errorf("a write on the isolated %s %v after the cut failed with %v; want 503 M_UNKNOWN about quorum", c.nodes[victim].ID, a.at, a.err)
 		case a.took > 2*time.Second:
-			t.Errorf("a write on the isolated %s %v after the cut took %v to fail (want at most 2s)", c.nodes[victim].id, a.at, a.took)
+			t.Errorf("a write on the isolated %s %v after the cut took %v to fail (want at most 2s)", c.nodes[victim].ID, a.at, a.took)
 		}
 	}
 	if len(attempts) < len(minority) {
 		t.Errorf("only %d writes were tried on the isolated node", len(attempts))
 	}
 	if t.Failed() {
-		t.Logf("writes on the isolated %s: %v", c.nodes[victim].id, attempts)
+		t.Logf("writes on the isolated %s: %v", c.nodes[victim].ID, attempts)
 	}
 	cancel()
 	wg.Wait()
 	w.checkMajorityProgress(majority, cutAt, healedAt)
 	if _, _, err := c.waitLeader(c.all(), 10*time.Second); err != nil {
-		t.Errorf("after healing %s: %v", c.nodes[victim].id, err)
+		t.Errorf("after healing %s: %v", c.nodes[victim].ID, err)
 	}
 	idx := c.waitConverged(30 * time.Second)
 	t.Logf("%d writes refused by the isolated %s; %d acknowledged by then; healed and converged at index %d in %v",
-		len(attempts), c.nodes[victim].id, ackedBeforeHeal, idx, time.Since(healedAt).Round(time.Millisecond))
+		len(attempts), c.nodes[victim].ID, ackedBeforeHeal, idx, time.Since(healedAt).Round(time.Millisecond))
 }
 
 // checkMajorityProgress requires every majority session to have had a
@@ -152,7 +154,7 @@ func TestTxnRetryOutlivesCancelledAttempt(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, room, url := w.sessions[1], w.rooms[0], c.nodes[leader].url
+	s, room, url := w.sessions[1], w.rooms[0], c.nodes[leader].URL
 	const txn, body = "retried-txn", "chaos retried once"
 	send := func(timeout time.Duration) (string, error) {
 		return withResult(timeout, func(ctx context.Context) (string, error) {
@@ -160,7 +162,7 @@ func TestTxnRetryOutlivesCancelledAttempt(t *testing.T) {
 		})
 	}
 
-	c.net.Isolate(c.nodes[leader].id)
+	c.net.Isolate(c.nodes[leader].ID)
 	firstDone := make(chan error, 1)
 	// The first attempt gives up well inside the leader's lease; the retry
 	// arrives while it is still in flight.
@@ -170,7 +172,7 @@ func TestTxnRetryOutlivesCancelledAttempt(t *testing.T) {
 	firstErr := <-firstDone
 	c.net.Heal()
 	t.Logf("first attempt: %v; retry: %v", firstErr, retryErr)
-	if ae, ok := retryErr.(*apiError); ok && ae.Status != 503 {
+	if ae, ok := retryErr.(*proctest.APIError); ok && ae.Status != 503 {
 		t.Errorf("a retry while the first attempt was cancelled got %v; want the event ID or 503", retryErr)
 	}
 
@@ -178,7 +180,7 @@ func TestTxnRetryOutlivesCancelledAttempt(t *testing.T) {
 		t.Fatal(err)
 	}
 	var eventID string
-	if !poll(15*time.Second, 100*time.Millisecond, func() bool {
+	if !proctest.Poll(15*time.Second, 100*time.Millisecond, func() bool {
 		eventID, err = send(3 * time.Second)
 		return err == nil
 	}) {
@@ -195,7 +197,7 @@ func TestTxnRetryOutlivesCancelledAttempt(t *testing.T) {
 	}
 	count := 0
 	for _, e := range tl {
-		if e.body() == body {
+		if e.Body() == body {
 			count++
 		}
 	}

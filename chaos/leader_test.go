@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/ganglion/ganglion/config"
+	"github.com/ganglion/ganglion/internal/proctest"
 )
 
 // TestLeaderKillUnderLoad: 50 clients send 1,100 messages with txnIds over
@@ -40,7 +41,7 @@ func TestLeaderKillUnderLoad(t *testing.T) {
 	go func() {
 		var r killReport
 		defer func() { reports <- r }()
-		if !poll(2*time.Minute, 5*time.Millisecond, func() bool { return w.acked.Load() >= clients*perClient/3 }) {
+		if !proctest.Poll(2*time.Minute, 5*time.Millisecond, func() bool { return w.acked.Load() >= clients*perClient/3 }) {
 			r.err = fmt.Errorf("the load never reached a third")
 			return
 		}
@@ -50,14 +51,14 @@ func TestLeaderKillUnderLoad(t *testing.T) {
 			return
 		}
 		r.victim, r.ackedAt = victim, w.acked.Load()
-		c.nodes[victim].kill()
+		c.nodes[victim].Kill()
 		killedAt := time.Now()
 		survivors := slices.DeleteFunc(c.all(), func(i int) bool { return i == victim })
 		if _, r.failover, r.err = c.waitLeader(survivors, 10*time.Second); r.err != nil {
 			return
 		}
 		time.Sleep(time.Until(killedAt.Add(5 * time.Second)))
-		r.err = c.nodes[victim].restart(30 * time.Second)
+		r.err = c.nodes[victim].Restart(30 * time.Second)
 	}()
 
 	begin := time.Now()
@@ -67,14 +68,14 @@ func TestLeaderKillUnderLoad(t *testing.T) {
 	if r.err != nil {
 		t.Fatalf("leader kill: %v", r.err)
 	}
-	t.Logf("killed leader %s after %d acknowledged sends; new leader after %v", c.nodes[r.victim].id, r.ackedAt, r.failover.Round(time.Millisecond))
+	t.Logf("killed leader %s after %d acknowledged sends; new leader after %v", c.nodes[r.victim].ID, r.ackedAt, r.failover.Round(time.Millisecond))
 	if r.failover > 2*time.Second {
 		t.Errorf("a new leader took %v (want at most 2s)", r.failover)
 	}
 	w.retryUnacknowledged(plan)
 	w.verify()
 	if st, err := c.status(r.victim); err != nil || st.LeaderID == "" {
-		t.Errorf("restarted %s: status %+v, %v", c.nodes[r.victim].id, st, err)
+		t.Errorf("restarted %s: status %+v, %v", c.nodes[r.victim].ID, st, err)
 	}
 }
 
@@ -108,20 +109,20 @@ func TestLeaderPause(t *testing.T) {
 	go func() {
 		r := pauseReport{newLeader: -1}
 		defer func() { reports <- r }()
-		if !poll(2*time.Minute, 5*time.Millisecond, func() bool { return w.acked.Load() >= clients*perClient/3 }) {
+		if !proctest.Poll(2*time.Minute, 5*time.Millisecond, func() bool { return w.acked.Load() >= clients*perClient/3 }) {
 			r.err = fmt.Errorf("the load never reached a third")
 			return
 		}
 		if r.victim, _, r.err = c.waitLeader(c.all(), 5*time.Second); r.err != nil {
 			return
 		}
-		if r.err = c.nodes[r.victim].pause(); r.err != nil {
+		if r.err = c.nodes[r.victim].Pause(); r.err != nil {
 			return
 		}
 		survivors := slices.DeleteFunc(c.all(), func(i int) bool { return i == r.victim })
 		pausedAt := time.Now()
 		// Watch the survivors while the leader is frozen.
-		poll(3*electionTimeout, 10*time.Millisecond, func() bool {
+		proctest.Poll(3*electionTimeout, 10*time.Millisecond, func() bool {
 			l, agree := c.leader(survivors)
 			if l >= 0 && agree {
 				r.newLeader = l
@@ -129,7 +130,7 @@ func TestLeaderPause(t *testing.T) {
 			return r.newLeader >= 0
 		})
 		time.Sleep(time.Until(pausedAt.Add(3 * electionTimeout)))
-		r.err = c.nodes[r.victim].resume()
+		r.err = c.nodes[r.victim].Resume()
 	}()
 
 	w.run(ctx, w.sessions, plan)
@@ -140,9 +141,9 @@ func TestLeaderPause(t *testing.T) {
 	// TestLeaderKillUnderLoad holds the failover time to account; here a
 	// late election only makes the run less interesting, so it is noted.
 	if r.newLeader < 0 {
-		t.Logf("note: the survivors elected no leader during the %v %s was frozen", 3*electionTimeout, c.nodes[r.victim].id)
+		t.Logf("note: the survivors elected no leader during the %v %s was frozen", 3*electionTimeout, c.nodes[r.victim].ID)
 	} else {
-		t.Logf("froze leader %s; %s took over", c.nodes[r.victim].id, c.nodes[r.newLeader].id)
+		t.Logf("froze leader %s; %s took over", c.nodes[r.victim].ID, c.nodes[r.newLeader].ID)
 	}
 	w.retryUnacknowledged(plan)
 	w.verify()
@@ -160,17 +161,17 @@ func TestIdleReadsAfterLeaderChange(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c.nodes[leader].kill()
+	c.nodes[leader].Kill()
 	if _, _, err := c.waitLeader(slices.DeleteFunc(c.all(), func(i int) bool { return i == leader }), 10*time.Second); err != nil {
 		t.Fatal(err)
 	}
-	if err := c.nodes[leader].restart(30 * time.Second); err != nil {
+	if err := c.nodes[leader].Restart(30 * time.Second); err != nil {
 		t.Fatal(err)
 	}
 	if _, _, err := c.waitLeader(c.all(), 10*time.Second); err != nil {
 		t.Fatal(err)
 	}
-	caughtUp := poll(3*time.Second, 50*time.Millisecond, func() bool {
+	caughtUp := proctest.Poll(3*time.Second, 50*time.Millisecond, func() bool {
 		for i := range c.nodes {
 			if st, err := c.status(i); err != nil || st.AppliedIndex < st.CommitIndex {
 				return false
@@ -184,12 +185,12 @@ func TestIdleReadsAfterLeaderChange(t *testing.T) {
 	for _, p := range c.nodes {
 		begin := time.Now()
 		if err := withTimeout(5*time.Second, func(ctx context.Context) error {
-			return call(ctx, "GET", p.url+"/_matrix/client/versions", "", nil, nil)
+			return proctest.Call(ctx, "GET", p.URL, "/_matrix/client/versions", "", nil, nil)
 		}); err != nil {
 			t.Fatal(err)
 		}
 		if took := time.Since(begin); took > 250*time.Millisecond {
-			t.Errorf("GET /versions on %s took %v on an idle cluster", p.id, took.Round(time.Millisecond))
+			t.Errorf("GET /versions on %s took %v on an idle cluster", p.ID, took.Round(time.Millisecond))
 		}
 	}
 }

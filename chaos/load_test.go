@@ -9,6 +9,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/ganglion/ganglion/internal/proctest"
 )
 
 // workload is a set of users in shared rooms who send messages with txnIds
@@ -217,7 +219,7 @@ func (w *workload) deliver(ctx context.Context, s *session, op *sendOp, plan loa
 		var evID string
 		begin := time.Now()
 		err := withTimeout(plan.attempt, func(actx context.Context) (err error) {
-			evID, err = sendMessage(actx, w.c.nodes[node].url, s.u, op.room, op.txn, op.body)
+			evID, err = sendMessage(actx, w.c.nodes[node].URL, s.u, op.room, op.txn, op.body)
 			return err
 		})
 		if plan.onAttempt != nil {
@@ -230,7 +232,7 @@ func (w *workload) deliver(ctx context.Context, s *session, op *sendOp, plan loa
 			w.acked.Add(1)
 			return
 		}
-		op.lastErr = fmt.Sprintf("%s: %v", w.c.nodes[node].id, err)
+		op.lastErr = fmt.Sprintf("%s: %v", w.c.nodes[node].ID, err)
 		if !unknownOutcome(err) {
 			op.refused = err
 			return
@@ -269,22 +271,22 @@ func (w *workload) retryUnacknowledged(plan loadPlan) {
 // read is one incremental sync on node: new test messages are appended to
 // the session's views and every room's view is recorded as a read.
 func (w *workload) read(ctx context.Context, s *session, node int) error {
-	base := w.c.nodes[node].url
+	base := w.c.nodes[node].URL
 	call := w.hist.now()
 	resp, err := syncOnce(ctx, base, s.u, s.since)
 	if err != nil {
 		return err
 	}
 	if pos := tokenPos(resp.NextBatch); pos < s.sincePos {
-		w.violation("%s: sync on %s went back in time: since %s, next_batch %s", s.u.id, w.c.nodes[node].id, s.since, resp.NextBatch)
+		w.violation("%s: sync on %s went back in time: since %s, next_batch %s", s.u.id, w.c.nodes[node].ID, s.since, resp.NextBatch)
 	}
-	fresh := map[string][]clientEvent{}
+	fresh := map[string][]proctest.ClientEvent{}
 	for _, room := range w.rooms {
 		tl := resp.Rooms.Join[room].Timeline
 		events := tl.Events
 		if tl.Limited {
 			// Fill the gap between the old token and the timeline's start.
-			var gap []clientEvent
+			var gap []proctest.ClientEvent
 			from := s.since
 			for pages := 0; pages < 20; pages++ {
 				page, err := messages(ctx, base, s.u, room, "f", from, tl.PrevBatch, 1000)
@@ -309,12 +311,12 @@ func (w *workload) read(ctx context.Context, s *session, node int) error {
 			seen[b] = true
 		}
 		for _, e := range fresh[room] {
-			b := e.body()
+			b := e.Body()
 			if e.Type != "m.room.message" || !strings.HasPrefix(b, w.prefix) {
 				continue
 			}
 			if seen[b] {
-				w.violation("%s: sync on %s delivered %q again", s.u.id, w.c.nodes[node].id, b)
+				w.violation("%s: sync on %s delivered %q again", s.u.id, w.c.nodes[node].ID, b)
 				continue
 			}
 			seen[b] = true

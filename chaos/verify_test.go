@@ -6,6 +6,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/ganglion/ganglion/internal/proctest"
 )
 
 // landed is where a test message ended up in the agreed timeline.
@@ -28,16 +30,16 @@ func (w *workload) verify() {
 	final := map[string]map[string]landed{} // room -> body -> where
 	order := map[string][]string{}          // room -> bodies in timeline order
 	for _, room := range w.rooms {
-		var ref []clientEvent
+		var ref []proctest.ClientEvent
 		var refState []string
 		for i, p := range w.c.nodes {
-			tl, err := fullTimeline(ctx, p.url, reader, room)
+			tl, err := fullTimeline(ctx, p.URL, reader, room)
 			if err != nil {
-				t.Fatalf("timeline of %s on %s: %v", room, p.id, err)
+				t.Fatalf("timeline of %s on %s: %v", room, p.ID, err)
 			}
-			st, err := roomState(ctx, p.url, reader, room)
+			st, err := roomState(ctx, p.URL, reader, room)
 			if err != nil {
-				t.Fatalf("state of %s on %s: %v", room, p.id, err)
+				t.Fatalf("state of %s on %s: %v", room, p.ID, err)
 			}
 			slices.Sort(st)
 			if i == 0 {
@@ -45,10 +47,10 @@ func (w *workload) verify() {
 				continue
 			}
 			if d := firstDifference(eventIDs(ref), eventIDs(tl)); d != "" {
-				t.Errorf("timeline of %s differs between %s and %s: %s", room, w.c.nodes[0].id, p.id, d)
+				t.Errorf("timeline of %s differs between %s and %s: %s", room, w.c.nodes[0].ID, p.ID, d)
 			}
 			if d := firstDifference(refState, st); d != "" {
-				t.Errorf("state of %s differs between %s and %s: %s", room, w.c.nodes[0].id, p.id, d)
+				t.Errorf("state of %s differs between %s and %s: %s", room, w.c.nodes[0].ID, p.ID, d)
 			}
 		}
 		final[room], order[room] = w.landedBodies(room, ref)
@@ -69,12 +71,12 @@ func (w *workload) verify() {
 
 // landedBodies indexes the room's test messages, in timeline order, and
 // reports duplicates.
-func (w *workload) landedBodies(room string, timeline []clientEvent) (map[string]landed, []string) {
+func (w *workload) landedBodies(room string, timeline []proctest.ClientEvent) (map[string]landed, []string) {
 	out := map[string]landed{}
 	var order []string
 	pos := 0
 	for _, e := range timeline {
-		b := e.body()
+		b := e.Body()
 		if e.Type != "m.room.message" || !strings.HasPrefix(b, w.prefix) {
 			continue
 		}
@@ -105,7 +107,7 @@ func (w *workload) checkReads(order map[string][]string) {
 		n := min(len(out.View), len(final))
 		if d := firstDifference(out.View, final[:n]); d != "" || len(out.View) > len(final) {
 			w.t.Errorf("a sync by %s on %s saw a view of %s that is not a prefix of the final timeline: %s (%d events seen, %d final)",
-				w.sessions[in.Client].u.id, w.c.nodes[in.Node].id, in.Room, d, len(out.View), len(final))
+				w.sessions[in.Client].u.id, w.c.nodes[in.Node].ID, in.Room, d, len(out.View), len(final))
 			reported++
 		}
 	}
@@ -125,7 +127,7 @@ func (w *workload) checkSends(final map[string]map[string]landed) {
 			w.t.Errorf("send %s of %s was refused: %v", op.txn, w.sessions[op.client].u.id, op.refused)
 		case acked && !ok:
 			w.t.Errorf("acknowledged send %s of %s (%s, via %s) is missing", op.txn, w.sessions[op.client].u.id,
-				op.eventID, w.c.nodes[op.ackNode].id)
+				op.eventID, w.c.nodes[op.ackNode].ID)
 		case acked && where.eventID != op.eventID:
 			w.t.Errorf("send %s of %s was acknowledged as %s but the timeline has %s",
 				op.txn, w.sessions[op.client].u.id, op.eventID, where.eventID)
@@ -159,7 +161,7 @@ func (w *workload) unacknowledged() []*sendOp {
 	return out
 }
 
-func eventIDs(events []clientEvent) []string {
+func eventIDs(events []proctest.ClientEvent) []string {
 	out := make([]string, len(events))
 	for i, e := range events {
 		out[i] = e.EventID

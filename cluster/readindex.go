@@ -82,7 +82,28 @@ func (r *readRounds) run(n *Node, rd *readRound) {
 // leader applies a barrier before it accepts writes), while no-op and
 // barrier entries, which never reach the store, would keep a commit index
 // out of reach until the next write.
+//
+// A node that believed it led but no longer does (resumed after a pause,
+// deposed while away) finds out here and asks the new leader, retrying
+// within the barrier's bound rather than serving what it has.
 func (n *Node) readIndex() (uint64, bool) {
+	deadline := time.Now().Add(readBarrierWait)
+	for {
+		if idx, ok := n.readIndexOnce(); ok {
+			return idx, true
+		}
+		if time.Now().After(deadline) {
+			return 0, false
+		}
+		select {
+		case <-n.done:
+			return 0, false
+		case <-time.After(25 * time.Millisecond):
+		}
+	}
+}
+
+func (n *Node) readIndexOnce() (uint64, bool) {
 	if n.LeaderReady() {
 		if err := n.raft.VerifyLeader().Error(); err != nil {
 			return 0, false

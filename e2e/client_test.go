@@ -53,8 +53,8 @@ func TestClientJourney(t *testing.T) {
 	n.start()
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
-	alice := newUser(t, n.url, "alice")
-	bob := newUser(t, n.url, "bob")
+	alice := newUser(t, n.URL, "alice")
+	bob := newUser(t, n.URL, "bob")
 
 	created, err := alice.CreateRoom(ctx, &mautrix.ReqCreateRoom{Name: "Lobby", Topic: "chat here",
 		RoomAliasName: "lobby", Invite: []id.UserID{bob.UserID}, Preset: "private_chat"})
@@ -87,7 +87,7 @@ func TestClientJourney(t *testing.T) {
 		}
 	})
 
-	t.Run("kick ban leave", func(t *testing.T) { kickBanLeave(t, ctx, n.url, alice, bob, room) })
+	t.Run("kick ban leave", func(t *testing.T) { kickBanLeave(t, ctx, n.URL, alice, bob, room) })
 }
 
 func longPollWakes(t *testing.T, ctx context.Context, alice, bob *mautrix.Client, room id.RoomID) {

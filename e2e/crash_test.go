@@ -46,7 +46,7 @@ func TestSIGKILLUnderLoadLosesNothing(t *testing.T) {
 	n.start()
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	alice := newUser(t, n.url, "crashy")
+	alice := newUser(t, n.URL, "crashy")
 	created, err := alice.CreateRoom(ctx, &mautrix.ReqCreateRoom{Name: "Durable", Preset: "private_chat"})
 	if err != nil {
 		t.Fatal(err)
@@ -83,7 +83,7 @@ func TestSIGKILLUnderLoadLosesNothing(t *testing.T) {
 		for ackCount.Load() < 300 {
 			time.Sleep(5 * time.Millisecond)
 		}
-		n.kill()
+		n.Kill()
 		close(killed)
 	}()
 	wg.Wait()
@@ -91,7 +91,7 @@ func TestSIGKILLUnderLoadLosesNothing(t *testing.T) {
 	t.Logf("%d sends acknowledged, %d cut off by the kill", len(acked), len(unknown))
 
 	n.start()
-	st := getStatus(t, n.url)
+	st := getStatus(t, n.URL)
 	if st.StoreIndexAtStart < uint64(len(acked)) {
 		t.Fatalf("store held index %d at restart for %d acknowledged sends: it was rebuilt, not reopened", st.StoreIndexAtStart, len(acked))
 	}

@@ -13,7 +13,7 @@ import (
 func TestErrorShapes(t *testing.T) {
 	n := newNode(t)
 	n.start()
-	alice := newUser(t, n.url, "erralice")
+	alice := newUser(t, n.URL, "erralice")
 	tok := alice.AccessToken
 	big := `{"body":"` + strings.Repeat("x", 2<<20) + `"}`
 	cases := []struct {
@@ -41,7 +41,7 @@ func TestErrorShapes(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			req, err := http.NewRequest(c.method, n.url+c.path, strings.NewReader(c.body))
+			req, err := http.NewRequest(c.method, n.URL+c.path, strings.NewReader(c.body))
 			if err != nil {
 				t.Fatal(err)
 			}

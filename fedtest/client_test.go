@@ -1,42 +1,20 @@
 package fedtest
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/ganglion/ganglion/internal/proctest"
 )
 
-// A small Matrix client over net/http: a failure must be reported as the
-// exact endpoint, status and body, which a full SDK hides behind retries.
-
-var httpClient = &http.Client{Transport: &http.Transport{
-	MaxIdleConnsPerHost: 32,
-	IdleConnTimeout:     30 * time.Second,
-}}
-
-const clientAPI = "/_matrix/client/v3"
-
-// apiError is a non-2xx answer, with what was asked.
-type apiError struct {
-	Method, Path string
-	Status       int
-	Errcode      string `json:"errcode"`
-	Message      string `json:"error"`
-	RetryAfterMS int64  `json:"retry_after_ms"`
-	Body         string `json:"-"`
-}
-
-func (e *apiError) Error() string {
-	return fmt.Sprintf("%s %s -> %d %s", e.Method, e.Path, e.Status, e.Body)
-}
+// The fedtest client: each user talks to one homeserver through any of its
+// nodes over proctest.Call, retrying a request while its outcome is unknown.
 
 // unknownOutcome reports whether a request that failed with err may still
 // have taken effect (or may succeed when repeated): the connection broke,
@@ -45,7 +23,7 @@ func unknownOutcome(err error) bool {
 	if err == nil {
 		return false
 	}
-	var ae *apiError
+	var ae *proctest.APIError
 	if errors.As(err, &ae) {
 		return ae.Status >= 500 || ae.Status == http.StatusTooManyRequests
 	}
@@ -81,56 +59,13 @@ func (u *user) failover(base string) {
 	}
 }
 
-// call sends one request to base+path and decodes a 2xx JSON answer into out.
-func call(ctx context.Context, method, base, path, token string, body, out any) error {
-	var rd io.Reader
-	if body != nil {
-		raw, err := json.Marshal(body)
-		if err != nil {
-			return err
-		}
-		rd = bytes.NewReader(raw)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, base+path, rd)
-	if err != nil {
-		return err
-	}
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	resp, err := httpClient.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	raw, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
-	if err != nil {
-		return err
-	}
-	if resp.StatusCode/100 != 2 {
-		ae := &apiError{Method: method, Path: path, Status: resp.StatusCode, Body: string(raw)}
-		if len(ae.Body) > 600 {
-			ae.Body = ae.Body[:600] + "..."
-		}
-		_ = json.Unmarshal(raw, ae)
-		return ae
-	}
-	if out == nil {
-		return nil
-	}
-	return json.Unmarshal(raw, out)
-}
-
 // do is one attempt of an authenticated client API request (path below
 // /_matrix/client/v3), bounded to 15 s.
 func (u *user) do(ctx context.Context, method, path string, body, out any) error {
 	base := u.base()
 	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
-	err := call(ctx, method, base, clientAPI+path, u.token, body, out)
+	err := proctest.Call(ctx, method, base, proctest.ClientAPI+path, u.token, body, out)
 	u.attempts.Add(1)
 	if unknownOutcome(err) {
 		u.unknown.Add(1)
@@ -149,7 +84,7 @@ func (u *user) retry(ctx context.Context, giveUp time.Duration, method, path str
 			return err
 		}
 		wait := time.Duration(50*(attempt+1)) * time.Millisecond
-		var ae *apiError
+		var ae *proctest.APIError
 		if errors.As(err, &ae) && ae.RetryAfterMS > 0 {
 			wait = time.Duration(ae.RetryAfterMS) * time.Millisecond
 		}
@@ -174,7 +109,7 @@ func register(ctx context.Context, hs *homeserver, localpart string) (*user, err
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		base := u.base()
-		err := call(ctx, http.MethodPost, base, clientAPI+"/register", "", body, &resp)
+		err := proctest.Call(ctx, http.MethodPost, base, proctest.ClientAPI+"/register", "", body, &resp)
 		if err == nil {
 			u.id, u.token, u.device = resp.UserID, resp.AccessToken, resp.DeviceID
 			return u, nil
@@ -250,8 +185,8 @@ func (u *user) receipt(ctx context.Context, room, eventID string) error {
 }
 
 // state returns the room's current state events.
-func (u *user) state(ctx context.Context, room string) ([]clientEvent, error) {
-	var events []clientEvent
+func (u *user) state(ctx context.Context, room string) ([]proctest.ClientEvent, error) {
+	var events []proctest.ClientEvent
 	err := u.retry(ctx, 10*time.Second, http.MethodGet, roomPath(room)+"/state", nil, &events)
 	return events, err
 }

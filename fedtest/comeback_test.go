@@ -4,10 +4,11 @@ import (
 	"context"
 	"fmt"
 	"slices"
-	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/ganglion/ganglion/internal/proctest"
 )
 
 // TestServerComesBack: alice (A) and bob, dave (B) share a room; bob may
@@ -64,7 +65,7 @@ func TestServerComesBack(t *testing.T) {
 		t.FailNow()
 	}
 
-	a.nodes[0].kill()
+	a.nodes[0].Kill()
 	stoppedAt := time.Now()
 	down := exchange(ctx, room, []*user{bob, dave}, []string{"downB", "downD"}, 15, 0, 20*time.Second, nil)
 	expected = append(expected, down...)
@@ -105,14 +106,7 @@ func stateLines(ctx context.Context, u *user, room string) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	out := make([]string, 0, len(events))
-	for _, e := range events {
-		sk := ""
-		if e.StateKey != nil {
-			sk = *e.StateKey
-		}
-		out = append(out, strings.Join([]string{e.Type, sk, e.EventID}, "|"))
-	}
+	out := proctest.StateLines(events)
 	slices.Sort(out)
 	return out, nil
 }
@@ -123,7 +117,7 @@ func checkSameState(ctx context.Context, t *testing.T, room string, x, y *user, 
 	t.Helper()
 	var sx, sy []string
 	var errX, errY error
-	ok := poll(timeout, 250*time.Millisecond, func() bool {
+	ok := proctest.Poll(timeout, 250*time.Millisecond, func() bool {
 		sx, errX = stateLines(ctx, x, room)
 		sy, errY = stateLines(ctx, y, room)
 		return errX == nil && errY == nil && slices.Equal(sx, sy)

@@ -11,6 +11,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/ganglion/ganglion/internal/proctest"
 )
 
 // federatedRoom has alice (on A) create a public room with shared history,
@@ -32,7 +34,7 @@ func federatedRoom(ctx context.Context, t *testing.T, alice, bob *user, prelude 
 		t.Fatalf("alice on A invites %s: %v", bob.id, err)
 	}
 	bobSync := &syncer{u: bob}
-	err = bobSync.until(ctx, 30*time.Second, "the invite to "+room, func(r *syncResponse) bool {
+	err = bobSync.until(ctx, 30*time.Second, "the invite to "+room, func(r *proctest.SyncResponse) bool {
 		_, ok := r.Rooms.Invite[room]
 		return ok
 	})
@@ -51,7 +53,7 @@ func federatedRoom(ctx context.Context, t *testing.T, alice, bob *user, prelude 
 // waitMember polls viewer's /state until target's membership is want.
 func waitMember(ctx context.Context, viewer *user, room, target, want string, timeout time.Duration) error {
 	var last string
-	ok := poll(timeout, 100*time.Millisecond, func() bool {
+	ok := proctest.Poll(timeout, 100*time.Millisecond, func() bool {
 		events, err := viewer.state(ctx, room)
 		if err != nil {
 			last = err.Error()
@@ -149,7 +151,7 @@ func historyProblems(h *roomHistory, expected []*sent) ([]string, []*sent) {
 	lastIdx := map[string]int{} // sender+series -> last index seen
 	var problems []string
 	for _, e := range h.events {
-		body := e.body()
+		body := e.Body()
 		s, ok := want[body]
 		if !ok {
 			if prefix, _, _ := strings.Cut(body, " "); series[prefix] {
@@ -197,7 +199,7 @@ func waitHistory(ctx context.Context, u *user, room string, expected []*sent, de
 	var h *roomHistory
 	var problems []string
 	var missing []*sent
-	poll(max(time.Until(deadline), 3*time.Second), 500*time.Millisecond, func() bool {
+	proctest.Poll(max(time.Until(deadline), 3*time.Second), 500*time.Millisecond, func() bool {
 		var err error
 		h, err = u.fullHistory(ctx, room, "", 40)
 		if err != nil {
@@ -242,7 +244,7 @@ func explainMissing(ctx context.Context, u *user, room string, expected, missing
 		if s.eventID == "" {
 			continue
 		}
-		var ev clientEvent
+		var ev proctest.ClientEvent
 		err := u.do(ctx, http.MethodGet, roomPath(room)+"/event/"+url.PathEscape(s.eventID), nil, &ev)
 		if err != nil {
 			out = append(out, fmt.Sprintf("missing %q (%s): %v", s.body, s.eventID, err))

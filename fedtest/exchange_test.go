@@ -4,6 +4,8 @@ import (
 	"context"
 	"testing"
 	"time"
+
+	"github.com/ganglion/ganglion/internal/proctest"
 )
 
 // TestTwoServersExchange: two single-node homeservers A and B.
@@ -101,7 +103,7 @@ func checkTyping(ctx context.Context, t *testing.T, room string, from, to *user)
 		return
 	}
 	begin := time.Now()
-	err := s.until(ctx, 15*time.Second, from.id+" typing", func(r *syncResponse) bool {
+	err := s.until(ctx, 15*time.Second, from.id+" typing", func(r *proctest.SyncResponse) bool {
 		return typingIncludes(r, room, from.id)
 	})
 	if err != nil {
@@ -131,7 +133,7 @@ func checkReceipt(ctx context.Context, t *testing.T, room string, from, to *user
 		return
 	}
 	begin := time.Now()
-	err := s.until(ctx, 15*time.Second, from.id+"'s receipt on "+eventID, func(r *syncResponse) bool {
+	err := s.until(ctx, 15*time.Second, from.id+"'s receipt on "+eventID, func(r *proctest.SyncResponse) bool {
 		return receiptIncludes(r, room, eventID, from.id)
 	})
 	if err != nil {

@@ -1,20 +1,47 @@
+// Package fedtest runs two Ganglion homeservers with different server
+// names as real processes on loopback and checks, through the Client-Server
+// API only, that they federate: invites, joins, messages both ways, typing,
+// receipts, backfill, a server that goes away and comes back, and a leader
+// killed mid-exchange.
 package fedtest
 
 import (
 	"crypto/rand"
 	"encoding/base64"
-	"encoding/json"
 	"fmt"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/ganglion/ganglion/config"
+	"github.com/ganglion/ganglion/internal/proctest"
 )
+
+// binPath is the ganglion binary every test starts, built once.
+var binPath string
+
+func TestMain(m *testing.M) {
+	// FEDTEST_BIN runs a prebuilt binary instead (e.g. of another checkout).
+	if binPath = os.Getenv("FEDTEST_BIN"); binPath != "" {
+		os.Exit(m.Run())
+	}
+	proctest.Main(m, "ganglion-fedtest-bin", &binPath)
+}
+
+// keepLog copies the whole log of a failed test's process into
+// FEDTEST_LOGS, if set, since t.TempDir removes it.
+func keepLog(p *proctest.Proc) {
+	dir := os.Getenv("FEDTEST_LOGS")
+	if dir == "" || !p.T.Failed() {
+		return
+	}
+	dst := filepath.Join(dir, p.T.Name(), strings.ReplaceAll(p.ID, "/", "-")+".log")
+	if raw, err := os.ReadFile(p.LogPath); err == nil && os.MkdirAll(filepath.Dir(dst), 0o700) == nil {
+		_ = os.WriteFile(dst, raw, 0o600)
+	}
+}
 
 // homeserver is one Ganglion server name: a single node or a three-node
 // cluster, each node its own `ganglion serve` process. Other servers reach
@@ -23,7 +50,7 @@ type homeserver struct {
 	t     *testing.T
 	label string // "A" or "B", for messages
 	name  string // server name, "localhost:<node 1's federation port>"
-	nodes []*proc
+	nodes []*proctest.Proc
 }
 
 // newHomeserver writes the configs of a homeserver of size nodes (1 or 3)
@@ -36,14 +63,15 @@ func newHomeserver(t *testing.T, label string, size int) *homeserver {
 	h := &homeserver{t: t, label: label}
 	t.Cleanup(func() {
 		for _, p := range h.nodes {
-			p.cleanup()
+			p.Cleanup(25)
+			keepLog(p)
 		}
 	})
 	fedPorts := make([]int, size)
 	gossip := make([]string, size)
 	for i := range fedPorts {
-		fedPorts[i] = freePort(t)
-		gossip[i] = fmt.Sprintf("127.0.0.1:%d", freePort(t))
+		fedPorts[i] = proctest.FreePort(t, "127.0.0.1")
+		gossip[i] = proctest.FreeAddr(t, "127.0.0.1")
 	}
 	h.name = fmt.Sprintf("localhost:%d", fedPorts[0])
 	gossipKey := make([]byte, 32)
@@ -60,9 +88,9 @@ func newHomeserver(t *testing.T, label string, size int) *homeserver {
 		cfg.ServerName = h.name
 		cfg.DataDir = filepath.Join(dir, "data")
 		cfg.Node.ID = id
-		cfg.Node.ClientListen = fmt.Sprintf("127.0.0.1:%d", freePort(t))
+		cfg.Node.ClientListen = proctest.FreeAddr(t, "127.0.0.1")
 		cfg.Node.ClientURL = "http://" + cfg.Node.ClientListen
-		cfg.Node.RaftListen = fmt.Sprintf("127.0.0.1:%d", freePort(t))
+		cfg.Node.RaftListen = proctest.FreeAddr(t, "127.0.0.1")
 		cfg.Node.RaftAdvertise = cfg.Node.RaftListen
 		cfg.Registration.Enabled = true
 		cfg.Logging.Level = "info"
@@ -87,9 +115,9 @@ func newHomeserver(t *testing.T, label string, size int) *homeserver {
 		if err != nil {
 			t.Fatal(err)
 		}
-		p := &proc{t: t, id: label + "/" + id, cfgPath: filepath.Join(dir, "config.yaml"),
-			logPath: filepath.Join(dir, "ganglion.log"), url: cfg.Node.ClientURL}
-		if err := os.WriteFile(p.cfgPath, raw, 0o600); err != nil {
+		p := &proctest.Proc{T: t, Bin: binPath, ID: label + "/" + id, CfgPath: filepath.Join(dir, "config.yaml"),
+			LogPath: filepath.Join(dir, "ganglion.log"), URL: cfg.Node.ClientURL}
+		if err := os.WriteFile(p.CfgPath, raw, 0o600); err != nil {
 			t.Fatal(err)
 		}
 		h.nodes = append(h.nodes, p)
@@ -103,7 +131,7 @@ func (h *homeserver) start() {
 	h.t.Helper()
 	begin := time.Now()
 	for _, p := range h.nodes {
-		if err := p.start(); err != nil {
+		if err := p.Start(); err != nil {
 			h.t.Fatal(err)
 		}
 	}
@@ -114,7 +142,7 @@ func (h *homeserver) start() {
 // restart starts node i again on its config and data and waits for it.
 func (h *homeserver) restart(i int) {
 	h.t.Helper()
-	if err := h.nodes[i].start(); err != nil {
+	if err := h.nodes[i].Start(); err != nil {
 		h.t.Fatal(err)
 	}
 	h.waitUp([]int{i}, 60*time.Second)
@@ -124,17 +152,12 @@ func (h *homeserver) restart(i int) {
 // others listed know.
 func (h *homeserver) waitUp(idx []int, timeout time.Duration) {
 	h.t.Helper()
-	errs := make([]error, len(idx))
-	var wg sync.WaitGroup
+	ps := make([]*proctest.Proc, len(idx))
 	for k, i := range idx {
-		wg.Add(1)
-		go func() { defer wg.Done(); errs[k] = h.nodes[i].ready(timeout) }()
+		ps[k] = h.nodes[i]
 	}
-	wg.Wait()
-	for _, err := range errs {
-		if err != nil {
-			h.t.Fatal(err)
-		}
+	if err := proctest.ReadyAll(ps, timeout); err != nil {
+		h.t.Fatal(err)
 	}
 	if _, err := h.waitLeader(idx, timeout); err != nil {
 		h.t.Fatal(err)
@@ -153,49 +176,29 @@ func (h *homeserver) all() []int {
 func (h *homeserver) urls() []string {
 	out := make([]string, len(h.nodes))
 	for i, p := range h.nodes {
-		out[i] = p.url
+		out[i] = p.URL
 	}
 	return out
 }
 
-// nodeStatus is the part of GET /_ganglion/v1/status the tests read.
-type nodeStatus struct {
-	NodeID       string `json:"node_id"`
-	State        string `json:"state"`
-	LeaderID     string `json:"leader_id"`
-	AppliedIndex uint64 `json:"applied_index"`
-	CommitIndex  uint64 `json:"commit_index"`
-}
-
-var statusClient = &http.Client{Timeout: time.Second}
-
-func (h *homeserver) status(i int) (nodeStatus, error) {
-	var st nodeStatus
-	resp, err := statusClient.Get(h.nodes[i].url + "/_ganglion/v1/status")
-	if err != nil {
-		return st, err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return st, fmt.Errorf("status %d", resp.StatusCode)
-	}
-	return st, json.NewDecoder(resp.Body).Decode(&st)
+func (h *homeserver) status(i int) (proctest.NodeStatus, error) {
+	return proctest.Status(h.nodes[i].URL)
 }
 
 // waitLeader polls idx until one of them leads and all agree on it.
 func (h *homeserver) waitLeader(idx []int, timeout time.Duration) (int, error) {
 	leader := -1
 	var last []string
-	ok := poll(timeout, 20*time.Millisecond, func() bool {
+	ok := proctest.Poll(timeout, 20*time.Millisecond, func() bool {
 		leader, last = -1, last[:0]
 		ids := map[string]bool{}
 		for _, i := range idx {
 			st, err := h.status(i)
 			if err != nil {
-				last = append(last, fmt.Sprintf("%s: %v", h.nodes[i].id, err))
+				last = append(last, fmt.Sprintf("%s: %v", h.nodes[i].ID, err))
 				return false
 			}
-			last = append(last, fmt.Sprintf("%s: %s leader=%q applied=%d", h.nodes[i].id, st.State, st.LeaderID, st.AppliedIndex))
+			last = append(last, fmt.Sprintf("%s: %s leader=%q applied=%d", h.nodes[i].ID, st.State, st.LeaderID, st.AppliedIndex))
 			ids[st.LeaderID] = true
 			if st.State == "leader" {
 				leader = i

@@ -7,6 +7,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/ganglion/ganglion/internal/proctest"
 )
 
 // TestLeaderKillDuringExchange: A is a three-node cluster, B a single node.
@@ -40,7 +42,7 @@ func TestLeaderKillDuringExchange(t *testing.T) {
 		t.Fatalf("killing A's leader: %v", r.err)
 	}
 	t.Logf("killed A's leader %s after %d acknowledged sends; new leader after %v",
-		a.nodes[r.victim].id, r.ackedAt, r.elected.Round(time.Millisecond))
+		a.nodes[r.victim].ID, r.ackedAt, r.elected.Round(time.Millisecond))
 	for _, u := range []*user{alice, bob} {
 		t.Logf("%s: %d requests so far, %d with an unknown outcome (retried unchanged, sends with their txnId)", u.id, u.attempts.Load(), u.unknown.Load())
 	}
@@ -58,9 +60,9 @@ func TestLeaderKillDuringExchange(t *testing.T) {
 	}
 	// Every node of A, the restarted one too, serves the same history.
 	for i := range a.nodes {
-		pinned := &user{id: alice.id, token: alice.token, hs: a, bases: []string{a.nodes[i].url}}
+		pinned := &user{id: alice.id, token: alice.token, hs: a, bases: []string{a.nodes[i].URL}}
 		_, problems := waitHistory(ctx, pinned, room, expected, converge)
-		reportProblems(t, a.nodes[i].id+"'s history", problems)
+		reportProblems(t, a.nodes[i].ID+"'s history", problems)
 	}
 	checkSameState(ctx, t, room, alice, bob, 30*time.Second)
 }
@@ -81,7 +83,7 @@ func killLeaderAt(h *homeserver, acked *atomic.Int64, threshold int64, downFor t
 	go func() {
 		var r killReport
 		defer func() { reports <- r }()
-		if !poll(60*time.Second, 5*time.Millisecond, func() bool { return acked.Load() >= threshold }) {
+		if !proctest.Poll(60*time.Second, 5*time.Millisecond, func() bool { return acked.Load() >= threshold }) {
 			r.err = fmt.Errorf("the exchange never reached %d acknowledged sends (%d)", threshold, acked.Load())
 			return
 		}
@@ -91,7 +93,7 @@ func killLeaderAt(h *homeserver, acked *atomic.Int64, threshold int64, downFor t
 			return
 		}
 		r.victim, r.ackedAt = victim, acked.Load()
-		h.nodes[victim].kill()
+		h.nodes[victim].Kill()
 		killedAt := time.Now()
 		survivors := slices.DeleteFunc(h.all(), func(i int) bool { return i == victim })
 		if _, r.err = h.waitLeader(survivors, 10*time.Second); r.err != nil {
@@ -101,8 +103,8 @@ func killLeaderAt(h *homeserver, acked *atomic.Int64, threshold int64, downFor t
 		// The victim stays down a while: the new leader's sender must
 		// resume the queues without it.
 		time.Sleep(time.Until(killedAt.Add(downFor)))
-		if r.err = h.nodes[victim].start(); r.err == nil {
-			r.err = h.nodes[victim].ready(60 * time.Second)
+		if r.err = h.nodes[victim].Start(); r.err == nil {
+			r.err = h.nodes[victim].Ready(60 * time.Second)
 		}
 	}()
 	return reports

@@ -2,45 +2,13 @@ package fedtest
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/url"
 	"time"
+
+	"github.com/ganglion/ganglion/internal/proctest"
 )
-
-// clientEvent is the part of a client-format event the tests look at.
-type clientEvent struct {
-	EventID  string         `json:"event_id"`
-	Type     string         `json:"type"`
-	Sender   string         `json:"sender"`
-	StateKey *string        `json:"state_key"`
-	Content  map[string]any `json:"content"`
-}
-
-func (e clientEvent) body() string {
-	s, _ := e.Content["body"].(string)
-	return s
-}
-
-type joinedRoom struct {
-	Timeline struct {
-		Events    []clientEvent `json:"events"`
-		Limited   bool          `json:"limited"`
-		PrevBatch string        `json:"prev_batch"`
-	} `json:"timeline"`
-	Ephemeral struct {
-		Events []clientEvent `json:"events"`
-	} `json:"ephemeral"`
-}
-
-type syncResponse struct {
-	NextBatch string `json:"next_batch"`
-	Rooms     struct {
-		Join   map[string]joinedRoom      `json:"join"`
-		Invite map[string]json.RawMessage `json:"invite"`
-	} `json:"rooms"`
-}
 
 // syncFilter keeps syncs small; ephemeral events are what the tests want.
 const syncFilter = `{"room":{"timeline":{"limit":20},"state":{"lazy_load_members":true}},"presence":{"types":[]}}`
@@ -52,12 +20,12 @@ type syncer struct {
 }
 
 // next is one /sync, long-polling up to wait for something new.
-func (s *syncer) next(ctx context.Context, wait time.Duration) (*syncResponse, error) {
+func (s *syncer) next(ctx context.Context, wait time.Duration) (*proctest.SyncResponse, error) {
 	q := url.Values{"timeout": {fmt.Sprint(wait.Milliseconds())}, "filter": {syncFilter}}
 	if s.since != "" {
 		q.Set("since", s.since)
 	}
-	var resp syncResponse
+	var resp proctest.SyncResponse
 	if err := s.u.do(ctx, http.MethodGet, "/sync?"+q.Encode(), nil, &resp); err != nil {
 		return nil, err
 	}
@@ -67,7 +35,7 @@ func (s *syncer) next(ctx context.Context, wait time.Duration) (*syncResponse, e
 
 // until syncs until cond accepts a response or timeout passes; the error
 // names the last failure, if any, so a missing feature shows as such.
-func (s *syncer) until(ctx context.Context, timeout time.Duration, what string, cond func(*syncResponse) bool) error {
+func (s *syncer) until(ctx context.Context, timeout time.Duration, what string, cond func(*proctest.SyncResponse) bool) error {
 	deadline := time.Now().Add(timeout)
 	var lastErr error
 	for time.Now().Before(deadline) && ctx.Err() == nil {
@@ -88,8 +56,8 @@ func (s *syncer) until(ctx context.Context, timeout time.Duration, what string, 
 }
 
 // ephemeral returns the room's ephemeral events of type evType in resp.
-func ephemeral(resp *syncResponse, room, evType string) []clientEvent {
-	var out []clientEvent
+func ephemeral(resp *proctest.SyncResponse, room, evType string) []proctest.ClientEvent {
+	var out []proctest.ClientEvent
 	for _, e := range resp.Rooms.Join[room].Ephemeral.Events {
 		if e.Type == evType {
 			out = append(out, e)
@@ -99,7 +67,7 @@ func ephemeral(resp *syncResponse, room, evType string) []clientEvent {
 }
 
 // typingIncludes reports whether an m.typing event in resp lists userID.
-func typingIncludes(resp *syncResponse, room, userID string) bool {
+func typingIncludes(resp *proctest.SyncResponse, room, userID string) bool {
 	for _, e := range ephemeral(resp, room, "m.typing") {
 		ids, _ := e.Content["user_ids"].([]any)
 		for _, id := range ids {
@@ -113,7 +81,7 @@ func typingIncludes(resp *syncResponse, room, userID string) bool {
 
 // receiptIncludes reports whether an m.receipt event in resp has userID's
 // m.read receipt on eventID.
-func receiptIncludes(resp *syncResponse, room, eventID, userID string) bool {
+func receiptIncludes(resp *proctest.SyncResponse, room, eventID, userID string) bool {
 	for _, e := range ephemeral(resp, room, "m.receipt") {
 		byType, _ := e.Content[eventID].(map[string]any)
 		reads, _ := byType["m.read"].(map[string]any)
@@ -124,14 +92,8 @@ func receiptIncludes(resp *syncResponse, room, eventID, userID string) bool {
 	return false
 }
 
-type messagesPage struct {
-	Chunk []clientEvent `json:"chunk"`
-	Start string        `json:"start"`
-	End   string        `json:"end"`
-}
-
 // messages is one page of GET /rooms/{roomId}/messages.
-func (u *user) messages(ctx context.Context, room, dir, from, filter string, limit int) (*messagesPage, error) {
+func (u *user) messages(ctx context.Context, room, dir, from, filter string, limit int) (*proctest.MessagesPage, error) {
 	q := url.Values{"dir": {dir}, "limit": {fmt.Sprint(limit)}}
 	if from != "" {
 		q.Set("from", from)
@@ -139,14 +101,14 @@ func (u *user) messages(ctx context.Context, room, dir, from, filter string, lim
 	if filter != "" {
 		q.Set("filter", filter)
 	}
-	var page messagesPage
+	var page proctest.MessagesPage
 	err := u.retry(ctx, 20*time.Second, http.MethodGet, roomPath(room)+"/messages?"+q.Encode(), nil, &page)
 	return &page, err
 }
 
 // roomHistory is a room's history as one server shows it to one user.
 type roomHistory struct {
-	events        []clientEvent // oldest first
+	events        []proctest.ClientEvent // oldest first
 	pages         int
 	reachedCreate bool // the oldest event is the room's m.room.create
 }
@@ -158,7 +120,7 @@ type roomHistory struct {
 // /messages' RoomEventFilter ("" for none: what every client sees).
 func (u *user) fullHistory(ctx context.Context, room, filter string, maxPages int) (*roomHistory, error) {
 	h := &roomHistory{}
-	var newestFirst []clientEvent
+	var newestFirst []proctest.ClientEvent
 	from := ""
 	for h.pages < maxPages {
 		page, err := u.messages(ctx, room, "b", from, filter, 100)
