@@ -2,7 +2,6 @@ package cluster
 
 import (
 	"context"
-	"encoding/json"
 	"net"
 	"net/http"
 	"net/http/httputil"
@@ -11,6 +10,7 @@ import (
 	"github.com/hashicorp/raft"
 
 	"github.com/ganglion/ganglion/fsm"
+	"github.com/ganglion/ganglion/internal/matrixhttp"
 )
 
 // Writes reach the leader whichever node a client talks to (Nomad-style
@@ -127,11 +127,5 @@ func (n *Node) cancelOnLeaderChange(ctx context.Context, cancel context.CancelFu
 }
 
 func writeUnavailable(w http.ResponseWriter, e *fsm.Error) {
-	writeMatrixError(w, e.Status, e.Errcode, e.Message)
-}
-
-func writeMatrixError(w http.ResponseWriter, status int, errcode, msg string) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(map[string]string{"errcode": errcode, "error": msg})
+	matrixhttp.WriteError(w, e.Status, e.Errcode, e.Message)
 }

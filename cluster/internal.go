@@ -13,6 +13,7 @@ import (
 	"github.com/hashicorp/raft"
 
 	"github.com/ganglion/ganglion/fsm"
+	"github.com/ganglion/ganglion/internal/matrixhttp"
 )
 
 // The internal server answers what other nodes send over the Raft port:
@@ -60,7 +61,7 @@ type proposeAnswer struct {
 func (n *Node) handleForwardedPropose(w http.ResponseWriter, r *http.Request) {
 	data, err := io.ReadAll(io.LimitReader(r.Body, maxForwardedCommand+1))
 	if err != nil || len(data) > maxForwardedCommand {
-		writeMatrixError(w, http.StatusRequestEntityTooLarge, "M_TOO_LARGE", "command too large")
+		matrixhttp.WriteError(w, http.StatusRequestEntityTooLarge, "M_TOO_LARGE", "command too large")
 		return
 	}
 	if !n.awaitLeadership(leaderWait) {

@@ -6,7 +6,6 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"net/http"
 	"net/url"
@@ -16,6 +15,7 @@ import (
 
 	"github.com/ganglion/ganglion/config"
 	"github.com/ganglion/ganglion/fsm"
+	"github.com/ganglion/ganglion/internal/matrixhttp"
 )
 
 // ErrNotLeader answers an admin change sent to a node that does not lead.
@@ -108,7 +108,7 @@ func (n *Node) RemoveNodeHandler() http.Handler {
 			writeClusterError(w, err)
 			return
 		}
-		writeClusterJSON(w, http.StatusOK, map[string]string{"removed": nodeID})
+		matrixhttp.WriteJSON(w, http.StatusOK, map[string]string{"removed": nodeID})
 	})
 }
 
@@ -155,11 +155,5 @@ func writeClusterError(w http.ResponseWriter, err error) {
 	default:
 		fe = fsm.Errorf(http.StatusInternalServerError, "M_UNKNOWN", "%v", err)
 	}
-	writeClusterJSON(w, fe.Status, map[string]string{"errcode": fe.Errcode, "error": fe.Message})
-}
-
-func writeClusterJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(v)
+	matrixhttp.WriteError(w, fe.Status, fe.Errcode, fe.Message)
 }

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"slices"
 	"sort"
-	"sync"
 	"time"
 
 	"github.com/tidwall/gjson"
@@ -99,11 +98,8 @@ func (a *API) Backfill(ctx context.Context, roomID string, limit int) (more bool
 	return false, errors.Join(errs...)
 }
 
-var backfillGates sync.Map // *API -> *sync.Map of room ID -> chan struct{}
-
 func (a *API) backfillGate(roomID string) chan struct{} {
-	rooms, _ := backfillGates.LoadOrStore(a, &sync.Map{})
-	gate, _ := rooms.(*sync.Map).LoadOrStore(roomID, make(chan struct{}, 1))
+	gate, _ := a.gates.LoadOrStore(roomID, make(chan struct{}, 1))
 	return gate.(chan struct{})
 }
 

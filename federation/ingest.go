@@ -60,7 +60,7 @@ type ingestRun struct {
 func (a *API) Ingest(ctx context.Context, origin, roomID string, pdus []json.RawMessage) (map[string]error, error) {
 	ctx, cancel := context.WithTimeout(ctx, ingestTimeout)
 	defer cancel()
-	unlock, err := a.inbound().lockRoom(ctx, roomID)
+	unlock, err := a.inbound.lockRoom(ctx, roomID)
 	if err != nil {
 		return nil, err
 	}

@@ -9,9 +9,7 @@ import (
 
 // inboundState is the per-API state of inbound federation: the ephemeral
 // sink, one ingestion at a time per room, and one processing per inbound
-// transaction on this node. It hangs off the API through a registry so the
-// package foundation's API struct stays as it is; the lead may move it into
-// the struct.
+// transaction on this node.
 type inboundState struct {
 	mu    sync.Mutex
 	sink  EphemeralSink
@@ -30,16 +28,6 @@ type txnCall struct {
 	done chan struct{}
 	resp json.RawMessage
 	err  error
-}
-
-var inboundStates sync.Map // *API -> *inboundState
-
-func (a *API) inbound() *inboundState {
-	if s, ok := inboundStates.Load(a); ok {
-		return s.(*inboundState)
-	}
-	s, _ := inboundStates.LoadOrStore(a, &inboundState{rooms: map[string]*roomLock{}, txns: map[string]*txnCall{}})
-	return s.(*inboundState)
 }
 
 // lockRoom serialises ingestion into one room on this node, so concurrent

@@ -69,7 +69,7 @@ func (a *API) sendTransaction(w http.ResponseWriter, r *http.Request, p httprout
 	// stored answer.
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), txnTimeout)
 	defer cancel()
-	resp, err := a.inbound().once(r.Context(), origin+"\x00"+txnID, func() (json.RawMessage, error) {
+	resp, err := a.inbound.once(r.Context(), origin+"\x00"+txnID, func() (json.RawMessage, error) {
 		if resp := a.storedTxn(origin, txnID); resp != nil {
 			return resp, nil
 		}

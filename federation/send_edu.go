@@ -27,7 +27,7 @@ type EphemeralSink interface {
 
 // SetEphemeralSink sets where remote typing and presence go (nil: dropped).
 func (a *API) SetEphemeralSink(s EphemeralSink) {
-	st := a.inbound()
+	st := a.inbound
 	st.mu.Lock()
 	st.sink = s
 	st.mu.Unlock()
@@ -87,13 +87,13 @@ func (a *API) remoteTyping(origin string, c gjson.Result) {
 	if !joined {
 		return
 	}
-	if sink := a.inbound().ephemeralSink(); sink != nil {
+	if sink := a.inbound.ephemeralSink(); sink != nil {
 		sink.RemoteTyping(roomID, userID, c.Get("typing").Bool(), remoteTypingTimeout)
 	}
 }
 
 func (a *API) remotePresence(origin string, c gjson.Result, budget *int) {
-	sink := a.inbound().ephemeralSink()
+	sink := a.inbound.ephemeralSink()
 	for _, u := range c.Get("push").Array() {
 		if *budget <= 0 {
 			return

@@ -2,6 +2,7 @@ package federation
 
 import (
 	"net/http"
+	"sync"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/julienschmidt/httprouter"
@@ -24,6 +25,8 @@ type API struct {
 	keys    KeySource
 	keyring *Keyring
 	client  *Client
+	inbound *inboundState // ingestion locks, inbound transactions, the ephemeral sink
+	gates   sync.Map      // room ID -> chan struct{}: one backfill per room at a time
 }
 
 type handler func(w http.ResponseWriter, r *http.Request, p httprouter.Params)
@@ -57,7 +60,8 @@ func newAPI(cfg Config, keys KeySource, node *cluster.Node, rs *rooms.Service, l
 	if err != nil {
 		return nil, err
 	}
-	a := &API{cfg: cfg, node: node, rooms: rs, log: log, keys: keys, keyring: keyring, client: client}
+	a := &API{cfg: cfg, node: node, rooms: rs, log: log, keys: keys, keyring: keyring, client: client,
+		inbound: &inboundState{rooms: map[string]*roomLock{}, txns: map[string]*txnCall{}}}
 	if node != nil {
 		a.store = node.Store()
 	}

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	jsonv2 "encoding/json/v2"
 	"errors"
-	"fmt"
 	"net/http"
 	"slices"
 	"strings"
@@ -347,8 +346,6 @@ func gjsonEscape(s string) string {
 	}
 	return string(out)
 }
-
-var _ = fmt.Sprintf
 
 // ownKeyOnly is the key lookup of Apply: only the cluster's own signing key,
 // read from the store, is known there (a restricted-room join this server

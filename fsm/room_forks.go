@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"sort"
+	"strings"
 
 	"github.com/tidwall/gjson"
 	"maunium.net/go/mautrix/federation/pdu"
@@ -138,9 +139,9 @@ func (w *WriteTx) replaceCurrentState(room *RoomRecord, next map[[2]string]strin
 	}
 	slices.SortFunc(keys, func(a, b [2]string) int {
 		if a[0] != b[0] {
-			return compareStrings(a[0], b[0])
+			return strings.Compare(a[0], b[0])
 		}
-		return compareStrings(a[1], b[1])
+		return strings.Compare(a[1], b[1])
 	})
 	for _, k := range keys {
 		eid := next[k]
@@ -174,16 +175,6 @@ func (w *WriteTx) replaceCurrentState(room *RoomRecord, next map[[2]string]strin
 	}
 	w.touchRoom(room.RoomID)
 	return nil
-}
-
-func compareStrings(a, b string) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // sameEvents reports whether two event ID lists hold the same set.

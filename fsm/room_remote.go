@@ -4,7 +4,6 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
-	"net/http"
 	"sort"
 	"strings"
 	"time"
@@ -310,5 +309,3 @@ func newestFirst(events []json.RawMessage) []json.RawMessage {
 	}
 	return out
 }
-
-var _ = http.StatusOK
